@@ -1,0 +1,77 @@
+"""Writing runs to disk: ASE-readable trajectories and JSON summaries."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+from ase import Atoms
+from ase.calculators.singlepoint import SinglePointCalculator
+
+
+def frame_atoms(numbers, masses, cell, pbc, positions, momenta, energy: float) -> Atoms:
+    """An ase.Atoms frame with momenta and the potential energy attached."""
+    atoms = Atoms(numbers=numbers, positions=positions, cell=cell, pbc=pbc, masses=masses)
+    atoms.set_momenta(momenta, apply_constraint=False)
+    atoms.calc = SinglePointCalculator(atoms, energy=float(energy))
+    return atoms
+
+
+def _is_traj(path: str | os.PathLike) -> bool:
+    return Path(path).suffix.lower() == ".traj"
+
+
+def write_frames(path: str | os.PathLike, frames: Sequence[Atoms], append: bool) -> None:
+    """Append (or write) frames to ``path``: ASE .traj, or extended XYZ for .xyz/.extxyz."""
+    if not frames and append:
+        return
+    if _is_traj(path):
+        from ase.io.trajectory import Trajectory
+
+        with Trajectory(str(path), mode="a" if append else "w") as traj:
+            for atoms in frames:
+                traj.write(atoms)
+    else:
+        from ase.io import write
+
+        write(str(path), list(frames), format="extxyz", append=append)
+
+
+class TrajectoryFile:
+    """Buffers frames of a running simulation and appends them on ``flush``.
+
+    Flushing together with the checkpoint keeps the file and the checkpoint
+    consistent: after an interrupt, the file ends exactly at the checkpoint step.
+    """
+
+    def __init__(self, path: str | os.PathLike, template: Atoms, append: bool):
+        self.path = Path(path)
+        if self.path.parent and not self.path.parent.exists():
+            raise FileNotFoundError(f"trajectory folder does not exist: {self.path.parent}")
+        self._numbers = template.get_atomic_numbers()
+        self._masses = template.get_masses()
+        self._cell = np.array(template.get_cell())
+        self._pbc = template.get_pbc()
+        self._pending: list[Atoms] = []
+        self._append = append and self.path.exists()
+
+    def add(self, positions: np.ndarray, momenta: np.ndarray, energies: np.ndarray) -> None:
+        for x, p, e in zip(positions, momenta, energies):
+            self._pending.append(frame_atoms(self._numbers, self._masses, self._cell, self._pbc, x, p, e))
+
+    def flush(self) -> None:
+        if self._pending or not self._append:
+            write_frames(self.path, self._pending, append=self._append)
+        self._pending = []
+        self._append = True
+
+
+def write_summary(path: str | os.PathLike, summary: dict[str, Any]) -> None:
+    """Write a JSON summary atomically."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(summary, indent=2, sort_keys=True))
+    os.replace(tmp, path)

@@ -1,0 +1,200 @@
+"""The synchronous speculative Langevin sampler (DESIGN §2.2-2.4).
+
+Each round: draft K ABOBA steps with the cheap model (plus EC residual), evaluate
+the target at the K (+1 bonus) half-step positions in one batched call, verify
+in order with the reflection maximal coupling, keep the accepted steps, repair
+the first rejected one, or take the bonus step from the target when all K pass.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+from ase import Atoms
+
+from .coupling import log_acceptance_ratio, reflect
+from .executors.local import Executor, LocalExecutor
+from .kernel import end_position, half_step_position, momentum_mean, next_momenta
+from .models.base import ForceModel, evaluate_checked
+from .params import LangevinParams
+from .results import StatsCounter, StepBlock, StepKind
+from .simulation import Simulation, _check_model, _positive_int
+
+
+class SpeculativeSampler(Simulation):
+    """Langevin MD with the target model, sped up by drafting with a cheap model.
+
+    lookahead: K drafted steps per round. error_correction: draft with
+    F_draft(x) + [F_target - F_draft](x_ref), x_ref the last target-verified
+    position (DESIGN §2.3). The output trajectory is distributed exactly as
+    ``LangevinMD(atoms, target, params)``; with draft == target it is identical.
+    """
+
+    def __init__(self, atoms: Atoms, draft: ForceModel, target: ForceModel, params: LangevinParams,
+                 lookahead: int = 8, error_correction: bool = True, seed: int = 0,
+                 executor: Executor | None = None):
+        super().__init__(atoms, params, seed)
+        self.draft = _check_model(draft, "draft", self.n_atoms)
+        self._target = _check_model(target, "target", self.n_atoms)
+        self.lookahead = _positive_int(lookahead, "lookahead")
+        self.error_correction = bool(error_correction)
+        self.executor = executor if executor is not None else LocalExecutor()
+        self.correction: np.ndarray | None = None  # EC residual F_t - F_d at x_ref
+        self._allocate(self.lookahead)
+
+    @property
+    def target(self) -> ForceModel:
+        return self._target
+
+    def _allocate(self, lookahead: int) -> None:
+        shape = (lookahead + 1, self.n_atoms, 3)
+        self._half = np.empty(shape)  # half-step positions x'_{n+1..n+K+1}
+        self._draft_forces = np.empty(shape)  # raw draft forces at them
+        self._noise = np.empty(shape)
+        self._prev_momenta = np.empty(shape)  # p_{n+j-1}, the momenta each step starts from
+        self._new_momenta = np.empty(shape)
+        self._new_positions = np.empty(shape)
+
+    def _options(self) -> dict[str, Any]:
+        return {"lookahead": self.lookahead, "error_correction": self.error_correction,
+                "draft": self.draft.name, "target": self._target.name}
+
+    def _lookahead(self) -> int:
+        return self.lookahead
+
+    def _correction(self) -> np.ndarray | None:
+        return self.correction
+
+    def _restore_correction(self, correction: np.ndarray | None) -> None:
+        self.correction = None if correction is None else np.array(correction, dtype=float)
+
+    def _prepare(self, counter: StatsCounter) -> None:
+        """Target energy at the start and, with EC, the residual at the start positions."""
+        need_energy = self.energy is None
+        need_residual = self.error_correction and self.correction is None
+        if self._half.shape[0] != self.lookahead + 1:
+            self._allocate(self.lookahead)
+        if not (need_energy or need_residual):
+            return
+        positions = self.positions[None]
+        t0 = time.perf_counter()
+        energies, target_forces = self.executor.evaluate(self._target, positions, role="target",
+                                                         first_step=self.step)
+        counter.stats.time_target_s += time.perf_counter() - t0
+        counter.stats.target_calls += 1
+        counter.stats.target_evaluations += 1
+        self.energy = float(energies[0]) if need_energy else self.energy
+        if need_residual:
+            t0 = time.perf_counter()
+            _, draft_forces = evaluate_checked(self.draft, positions, role="draft", first_step=self.step)
+            counter.stats.time_draft_s += time.perf_counter() - t0
+            counter.stats.draft_calls += 1
+            self.correction = target_forces[0] - draft_forces[0]
+
+    def _mean_shift(self, target_forces: np.ndarray, draft_forces: np.ndarray,
+                    correction: np.ndarray | None) -> np.ndarray:
+        """Whitened mean shifts delta = (mu_t - mu_d)/s of drafted steps, shape (K, N, 3)."""
+        drift = draft_forces if correction is None else draft_forces + correction
+        return (self.constants.force_factor / self.constants.noise_scale) * (target_forces - drift)
+
+    def _repair(self, momenta: np.ndarray, target_force: np.ndarray, noise: np.ndarray,
+                delta: np.ndarray) -> np.ndarray:
+        """Momenta of a rejected step: mu_t + s * reflect(z), the maximal-coupling transport."""
+        mean_target = momentum_mean(momenta, target_force, self.constants)
+        return mean_target + self.constants.noise_scale * reflect(noise, delta)
+
+    def _draft_step(self, j: int, positions: np.ndarray, momenta: np.ndarray, step: int,
+                    correction: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """Draft ABOBA step ``step`` into buffer slot j; returns the drafted (positions, momenta)."""
+        k = self.constants
+        half = half_step_position(positions, momenta, k)
+        _, forces = evaluate_checked(self.draft, half[None], role="draft", first_step=step)
+        self._half[j] = half
+        self._draft_forces[j] = forces[0]
+        self._prev_momenta[j] = momenta
+        drift = forces[0] if correction is None else forces[0] + correction
+        noise = self.rng.normal(step, half.shape)
+        self._noise[j] = noise
+        momenta = next_momenta(momentum_mean(momenta, drift, k), noise, k)
+        positions = end_position(half, momenta, k)
+        self._new_momenta[j] = momenta
+        self._new_positions[j] = positions
+        return positions, momenta
+
+    def _advance(self, max_steps: int, counter: StatsCounter) -> StepBlock:
+        k = self.constants
+        n_draft = min(self.lookahead, max_steps)
+        bonus = max_steps > n_draft  # room for one more step after K accepted ones
+        n = self.step
+        correction = self.correction if self.error_correction else None
+        stats = counter.stats
+        bonus_draft_s = 0.0
+
+        # 1. Draft n_draft steps sequentially; the bonus half-step position needs no force.
+        t0 = time.perf_counter()
+        positions, momenta = self.positions, self.momenta
+        for j in range(n_draft):
+            positions, momenta = self._draft_step(j, positions, momenta, n + j + 1, correction)
+        n_eval = n_draft + 1 if bonus else n_draft
+        if bonus:
+            self._half[n_draft] = half_step_position(positions, momenta, k)
+        t1 = time.perf_counter()
+        stats.time_draft_s += t1 - t0
+        stats.draft_calls += n_draft
+
+        # 2. One batched target call on all half-step positions.
+        energies, target_forces = self.executor.evaluate(self._target, self._half[:n_eval], role="target",
+                                                         first_step=n + 1)
+        t2 = time.perf_counter()
+        stats.time_target_s += t2 - t1
+        stats.target_calls += 1
+        stats.target_evaluations += n_eval
+
+        # 3. Verify in order with the coupling; stop at the first rejection.
+        delta = self._mean_shift(target_forces[:n_draft], self._draft_forces[:n_draft], correction)
+        log_ratio = log_acceptance_ratio(self._noise[:n_draft], delta)
+        n_accepted = n_draft
+        for j in range(n_draft):
+            if self.rng.log_uniform(n + j + 1) > log_ratio[j]:
+                n_accepted = j
+                break
+        counter.record_round(min(n_accepted + 1, n_draft), n_accepted)
+        stats.accepted_steps += n_accepted
+        last = n_accepted  # buffer slot of the step that ends the round
+        if n_accepted < n_draft:
+            repaired = self._repair(self._prev_momenta[last], target_forces[last], self._noise[last], delta[last])
+            self._new_momenta[last] = repaired
+            self._new_positions[last] = end_position(self._half[last], repaired, k)
+            stats.repaired_steps += 1
+            kinds = np.full(n_accepted + 1, StepKind.ACCEPTED, dtype=np.int8)
+            kinds[-1] = StepKind.REPAIRED
+        elif bonus:
+            # Bonus step: drafted now (the target force is already known) and coupled like any
+            # other step, so its outcome does not depend on where the round boundary fell.
+            t_bonus = time.perf_counter()
+            self._draft_step(last, positions, momenta, n + last + 1, correction)
+            stats.draft_calls += 1
+            bonus_draft_s = time.perf_counter() - t_bonus
+            stats.time_draft_s += bonus_draft_s
+            delta_bonus = self._mean_shift(target_forces[last:last + 1], self._draft_forces[last:last + 1], correction)
+            if self.rng.log_uniform(n + last + 1) > log_acceptance_ratio(self._noise[last:last + 1], delta_bonus)[0]:
+                repaired = self._repair(self._prev_momenta[last], target_forces[last], self._noise[last],
+                                        delta_bonus[0])
+                self._new_momenta[last] = repaired
+                self._new_positions[last] = end_position(self._half[last], repaired, k)
+            stats.target_steps += 1
+            kinds = np.full(n_accepted + 1, StepKind.ACCEPTED, dtype=np.int8)
+            kinds[-1] = StepKind.TARGET
+        else:
+            last = n_draft - 1
+            kinds = np.full(n_accepted, StepKind.ACCEPTED, dtype=np.int8)
+        n_new = last + 1
+        stats.time_verification_s += time.perf_counter() - t2 - bonus_draft_s
+
+        # 4. EC: residual at the last target-verified half-step position (draft force known there).
+        if self.error_correction:
+            self.correction = target_forces[last] - self._draft_forces[last]
+        return StepBlock(self._new_positions[:n_new].copy(), self._new_momenta[:n_new].copy(),
+                         energies[:n_new].copy(), kinds)
