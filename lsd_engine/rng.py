@@ -35,21 +35,17 @@ class CounterRNG:
         self.seed = seed
         self._bit_generator = np.random.Philox(key=np.array([seed & _MASK64, 0], dtype=np.uint64))
         self._generator = np.random.Generator(self._bit_generator)
+        self._counter = np.zeros(4, dtype=np.uint64)
+        self._key = np.array([seed & _MASK64, 0], dtype=np.uint64)
+        self._state = {"bit_generator": "Philox", "state": {"counter": self._counter, "key": self._key},
+                       "buffer": np.zeros(4, dtype=np.uint64), "buffer_pos": 4, "has_uint32": 0, "uinteger": 0}
 
     def _stream(self, step: int, purpose: Purpose) -> np.random.Generator:
         if step < 0:
             raise ValueError(f"step must be non-negative, got {step}")
-        self._bit_generator.state = {
-            "bit_generator": "Philox",
-            "state": {
-                "counter": np.array([0, 0, step & _MASK64, 0], dtype=np.uint64),
-                "key": np.array([self.seed & _MASK64, int(purpose)], dtype=np.uint64),
-            },
-            "buffer": np.zeros(4, dtype=np.uint64),
-            "buffer_pos": 4,
-            "has_uint32": 0,
-            "uinteger": 0,
-        }
+        self._counter[2] = step & _MASK64  # the setter copies these arrays into the C state
+        self._key[1] = int(purpose)
+        self._bit_generator.state = self._state
         return self._generator
 
     def normal(self, step: int, shape: tuple[int, ...], purpose: Purpose = Purpose.NOISE) -> np.ndarray:
