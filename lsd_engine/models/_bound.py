@@ -1,0 +1,94 @@
+"""Shared plumbing of the registry's adapters: a model bound to one system."""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+import numpy as np
+from ase import Atoms, units
+
+from ..errors import LSDError
+from .base import ForceModel
+
+#: OpenMM kJ/mol -> eV, and kJ/mol/nm -> eV/Å (ASE's CODATA constants).
+KJ_PER_MOL_IN_EV = units.kJ / units.mol
+KJ_PER_MOL_NM_IN_EV_PER_A = KJ_PER_MOL_IN_EV / 10.0
+HARTREE_IN_EV = units.Hartree
+BOHR_IN_A = units.Bohr
+HARTREE_PER_BOHR_IN_EV_PER_A = units.Hartree / units.Bohr
+
+
+class MissingBackendError(LSDError, ImportError):
+    """A model's optional package is not installed; the message says what to pip install."""
+
+
+def require(module: str, model: str, install: str) -> Any:
+    """Import ``module`` or raise :class:`MissingBackendError` naming the pip install line."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise MissingBackendError(
+            f"model {model!r} needs the Python package {module.split('.')[0]!r}, which is not importable "
+            f"({exc}). Install it with:  pip install {install}") from exc
+
+
+def system_options(atoms: Atoms) -> dict[str, Any]:
+    info = atoms.info.get("lsd_system")
+    return dict(info) if isinstance(info, dict) else {}
+
+
+class BoundModel(ForceModel):
+    """A force model bound to one system (species, cell, charge) at construction.
+
+    Subclasses implement ``_evaluate(positions (B, N, 3) float64) -> (E (B,), F (B, N, 3))``.
+    ``evaluate`` accepts a single (N, 3) configuration too. Models made by
+    :func:`lsd_engine.models.create` pickle by recipe (name, atoms, options) and are
+    rebuilt on unpickling, so they can be shipped to dask workers.
+    """
+
+    batched: bool = False
+
+    def __init__(self, atoms: Atoms, name: str):
+        self.name = name
+        self.atoms = atoms.copy()
+        self.atoms.calc = None
+        self.n_atoms = len(atoms)
+        self.numbers = np.asarray(atoms.numbers, dtype=np.int64).copy()
+        self.periodic = bool(np.any(atoms.pbc))
+        self.system = system_options(atoms)
+        self._recipe: tuple[str, Atoms, dict[str, Any]] | None = None
+
+    def evaluate(self, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        pos = np.asarray(positions, dtype=np.float64)
+        single = pos.ndim == 2
+        if single:
+            pos = pos[None]
+        if pos.ndim != 3 or pos.shape[1:] != (self.n_atoms, 3):
+            raise ValueError(f"model {self.name!r} is bound to {self.n_atoms} atoms; got positions of shape "
+                             f"{np.shape(positions)}, expected (B, {self.n_atoms}, 3)")
+        energies, forces = self._evaluate(np.ascontiguousarray(pos))
+        energies = np.asarray(energies, dtype=np.float64).reshape(pos.shape[0])
+        forces = np.asarray(forces, dtype=np.float64).reshape(pos.shape)
+        if single:
+            return energies, forces
+        return energies, forces
+
+    def _evaluate(self, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover
+        raise NotImplementedError
+
+    def __reduce__(self):
+        if self._recipe is None:
+            raise TypeError(f"{type(self).__name__} {self.name!r} was not made by lsd_engine.models.create "
+                            "and cannot be pickled")
+        from .registry import _rebuild
+
+        return _rebuild, self._recipe
+
+
+def torch_threads(threads: int | None) -> None:
+    """Set torch's intra-op threads when the user asks for a number (global in torch)."""
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(int(threads))
