@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,7 @@ class CheckpointState:
     masses: np.ndarray
     params: dict[str, float]
     options: dict[str, Any]
+    sampler_state: dict[str, Any] = field(default_factory=dict)  # e.g. the position inside a round
 
 
 def save_checkpoint(path: str | os.PathLike, state: CheckpointState) -> None:
@@ -41,6 +42,7 @@ def save_checkpoint(path: str | os.PathLike, state: CheckpointState) -> None:
     meta = {
         "format_version": FORMAT_VERSION, "sampler": state.sampler, "step": state.step,
         "seed": state.seed, "energy": state.energy, "params": state.params, "options": state.options,
+        "sampler_state": state.sampler_state,
     }
     arrays = {"positions": state.positions, "momenta": state.momenta, "numbers": state.numbers,
               "masses": state.masses, "meta": np.array(json.dumps(meta))}
@@ -68,6 +70,7 @@ def load_checkpoint(path: str | os.PathLike) -> CheckpointState:
             sampler=meta["sampler"], step=int(meta["step"]), seed=int(meta["seed"]),
             positions=arrays["positions"], momenta=arrays["momenta"], energy=meta["energy"],
             correction=arrays.get("correction"), numbers=arrays["numbers"], masses=arrays["masses"],
-            params=meta["params"], options=meta.get("options", {}))
+            params=meta["params"], options=meta.get("options", {}),
+            sampler_state=meta.get("sampler_state", {}))
     except KeyError as exc:
         raise CheckpointError(f"{path}: checkpoint is missing field {exc}") from exc

@@ -91,6 +91,13 @@ class Simulation(ABC):
     def _restore_correction(self, correction: np.ndarray | None) -> None:
         pass
 
+    def _sampler_state(self) -> dict[str, Any]:
+        """Extra JSON-able state a checkpoint must carry (e.g. the position inside a round)."""
+        return {}
+
+    def _restore_sampler_state(self, state: dict[str, Any]) -> None:
+        pass
+
     def _lookahead(self) -> int:
         return 0
 
@@ -189,7 +196,7 @@ class Simulation(ABC):
             sampler=type(self).__name__, step=self.step, seed=self.seed, positions=self.positions,
             momenta=self.momenta, energy=self.energy, correction=self._correction(),
             numbers=self.atoms.get_atomic_numbers(), masses=self.atoms.get_masses(),
-            params=self.params.to_dict(), options=self._options()))
+            params=self.params.to_dict(), options=self._options(), sampler_state=self._sampler_state()))
 
     def load_checkpoint(self, path: str | os.PathLike) -> None:
         """Continue from a checkpoint of the same system and parameters (the seed is restored)."""
@@ -208,6 +215,7 @@ class Simulation(ABC):
         self.momenta = np.array(state.momenta, dtype=float)
         self.energy = state.energy
         self._restore_correction(state.correction)
+        self._restore_sampler_state(state.sampler_state)
 
 
 def _positive_int(value: Any, name: str, allow_zero: bool = False) -> int:

@@ -42,6 +42,7 @@ class SpeculativeSampler(Simulation):
         self.error_correction = bool(error_correction)
         self.executor = executor if executor is not None else LocalExecutor()
         self.correction: np.ndarray | None = None  # EC residual F_t - F_d at x_ref
+        self.round_left = self.lookahead  # drafted steps left in the current round before its bonus step
         self._allocate(self.lookahead)
 
     @property
@@ -69,6 +70,12 @@ class SpeculativeSampler(Simulation):
 
     def _restore_correction(self, correction: np.ndarray | None) -> None:
         self.correction = None if correction is None else np.array(correction, dtype=float)
+
+    def _sampler_state(self) -> dict[str, Any]:
+        return {"round_left": self.round_left}
+
+    def _restore_sampler_state(self, state: dict[str, Any]) -> None:
+        self.round_left = min(int(state.get("round_left", self.lookahead)), self.lookahead)
 
     def _prepare(self, counter: StatsCounter) -> None:
         """Target energy at the start and, with EC, the residual at the start positions."""
@@ -106,11 +113,15 @@ class SpeculativeSampler(Simulation):
         return mean_target + self.constants.noise_scale * reflect(noise, delta)
 
     def _draft_step(self, j: int, positions: np.ndarray, momenta: np.ndarray, step: int,
-                    correction: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-        """Draft ABOBA step ``step`` into buffer slot j; returns the drafted (positions, momenta)."""
+                    correction: np.ndarray | None, forces: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Draft ABOBA step ``step`` into buffer slot j; returns the drafted (positions, momenta).
+
+        ``forces``: the raw draft forces at the half-step position, when already known (1, N, 3).
+        """
         k = self.constants
         half = half_step_position(positions, momenta, k)
-        _, forces = evaluate_checked(self.draft, half[None], role="draft", first_step=step)
+        if forces is None:
+            _, forces = evaluate_checked(self.draft, half[None], role="draft", first_step=step)
         self._half[j] = half
         self._draft_forces[j] = forces[0]
         self._prev_momenta[j] = momenta
@@ -125,8 +136,8 @@ class SpeculativeSampler(Simulation):
 
     def _advance(self, max_steps: int, counter: StatsCounter) -> StepBlock:
         k = self.constants
-        n_draft = min(self.lookahead, max_steps)
-        bonus = max_steps > n_draft  # room for one more step after K accepted ones
+        n_draft = min(self.round_left, max_steps)  # a round cut short by the end of run() resumes later
+        bonus = max_steps > n_draft  # room for the bonus step after the round's drafted steps
         n = self.step
         correction = self.correction if self.error_correction else None
         stats = counter.stats
@@ -171,10 +182,16 @@ class SpeculativeSampler(Simulation):
             kinds = np.full(n_accepted + 1, StepKind.ACCEPTED, dtype=np.int8)
             kinds[-1] = StepKind.REPAIRED
         elif bonus:
-            # Bonus step: drafted now (the target force is already known) and coupled like any
-            # other step, so its outcome does not depend on where the round boundary fell.
+            # Bonus step: its target force is already known. It is drafted now with the freshest
+            # correction available (with EC: the residual at its own half-step position, so the
+            # draft mean equals the target mean) and coupled like any other step, so its outcome
+            # never depends on where a round boundary fell.
             t_bonus = time.perf_counter()
-            self._draft_step(last, positions, momenta, n + last + 1, correction)
+            _, forces = evaluate_checked(self.draft, self._half[last:last + 1], role="draft",
+                                         first_step=n + last + 1)
+            if self.error_correction:
+                correction = target_forces[last] - forces[0]
+            self._draft_step(last, positions, momenta, n + last + 1, correction, forces)
             stats.draft_calls += 1
             bonus_draft_s = time.perf_counter() - t_bonus
             stats.time_draft_s += bonus_draft_s
@@ -193,8 +210,14 @@ class SpeculativeSampler(Simulation):
         n_new = last + 1
         stats.time_verification_s += time.perf_counter() - t2 - bonus_draft_s
 
-        # 4. EC: residual at the last target-verified half-step position (draft force known there).
-        if self.error_correction:
-            self.correction = target_forces[last] - self._draft_forces[last]
+        # 4. The next round: after a rejection or a bonus step a new round starts, drafting with
+        # the residual at the half-step position of the step that ended this one; a round cut
+        # short by the end of run() keeps its correction and continues in the next call.
+        if n_accepted < n_draft or bonus:
+            self.round_left = self.lookahead
+            if self.error_correction:
+                self.correction = target_forces[last] - self._draft_forces[last]
+        else:
+            self.round_left -= n_draft
         return StepBlock(self._new_positions[:n_new].copy(), self._new_momenta[:n_new].copy(),
                          energies[:n_new].copy(), kinds)

@@ -16,19 +16,18 @@ def _sampler(target=TARGET, seed=9):
     return SpeculativeSampler(start_atoms(), POOR_DRAFT, target, PARAMS, lookahead=4, error_correction=True, seed=seed)
 
 
-def test_resumed_sampler_continues_the_identical_trajectory(tmp_path):
-    reference = _sampler()
-    reference.run(30)
-    tail_reference = reference.run(40)
+@pytest.mark.parametrize("stop_at", [30, 31, 33])
+def test_resumed_sampler_continues_the_identical_trajectory(tmp_path, stop_at):
+    reference = _sampler().run(70)  # one uninterrupted run; the checkpoint may fall inside a round
     first = _sampler()
-    first.run(30, checkpoint=tmp_path / "state.npz")
+    first.run(stop_at, checkpoint=tmp_path / "state.npz")
     resumed = _sampler(seed=123)  # the seed is restored from the checkpoint
     resumed.load_checkpoint(tmp_path / "state.npz")
-    assert resumed.step == 30 and resumed.seed == 9
-    tail = resumed.run(40)
-    np.testing.assert_array_equal(tail.positions, tail_reference.positions)
-    np.testing.assert_array_equal(tail.momenta, tail_reference.momenta)
-    np.testing.assert_array_equal(tail.steps, np.arange(30, 71))
+    assert resumed.step == stop_at and resumed.seed == 9
+    tail = resumed.run(70 - stop_at)
+    np.testing.assert_array_equal(tail.positions, reference.positions[stop_at:])
+    np.testing.assert_array_equal(tail.momenta, reference.momenta[stop_at:])
+    np.testing.assert_array_equal(tail.steps, np.arange(stop_at, 71))
 
 
 def test_plain_md_checkpoint_round_trip(tmp_path):

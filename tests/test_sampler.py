@@ -44,9 +44,21 @@ def test_without_ec_the_trajectory_does_not_depend_on_the_lookahead_split():
     for other in runs[1:]:
         np.testing.assert_array_equal(other.positions, runs[0].positions)
         np.testing.assert_array_equal(other.momenta, runs[0].momenta)
-    split = SpeculativeSampler(start_atoms(), POOR_DRAFT, TARGET, PARAMS, lookahead=5, error_correction=False, seed=3)
-    first, second = split.run(10), split.run(27)
-    np.testing.assert_array_equal(np.concatenate([first.positions, second.positions[1:]]), runs[0].positions)
+
+
+@pytest.mark.parametrize("error_correction", [True, False])
+def test_splitting_a_run_into_several_calls_changes_nothing(error_correction):
+    # The position inside a round (and its EC correction) carries over between run() calls.
+    def sampler():
+        return SpeculativeSampler(start_atoms(), POOR_DRAFT, TARGET, PARAMS, lookahead=4,
+                                  error_correction=error_correction, seed=3)
+
+    whole = sampler().run(60)
+    split = sampler()
+    parts = [split.run(n) for n in (7, 1, 4, 13, 35)]
+    np.testing.assert_array_equal(np.concatenate([parts[0].positions] + [p.positions[1:] for p in parts[1:]]),
+                                  whole.positions)
+    np.testing.assert_array_equal(split.momenta, whole.momenta[-1])
 
 
 def test_stats_bookkeeping_is_consistent():
