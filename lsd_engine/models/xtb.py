@@ -36,6 +36,21 @@ def _implicit(atoms: Atoms, solvent: str | None) -> str | None:
     return "water" if atoms.info.get("lsd_system", {}).get("solvent") == "implicit" else None
 
 
+def _openmp_thread_setter(threads: int | None):
+    """A callable that sets the calling thread's OpenMP thread count (tblite uses the system libgomp)."""
+    if threads is None:
+        return None
+    import ctypes
+    import ctypes.util
+
+    path = ctypes.util.find_library("gomp")
+    if path is None:
+        raise LSDError("threads= needs the OpenMP runtime libgomp; set OMP_NUM_THREADS instead")
+    setter = ctypes.CDLL(path).omp_set_num_threads
+    count = int(threads)
+    return lambda: setter(count)
+
+
 class TBLiteModel(BoundModel):
     """GFN2-xTB / GFN1-xTB through tblite's library interface, one SCF per configuration.
 
@@ -47,8 +62,9 @@ class TBLiteModel(BoundModel):
 
     def __init__(self, atoms: Atoms, method: str = "GFN2-xTB", charge: int | None = None, spin: int | None = None,
                  solvent: str | None = None, accuracy: float = 1.0, electronic_temperature: float = 300.0,
-                 max_iterations: int = 250, name: str = "gfn2-xtb"):
+                 max_iterations: int = 250, threads: int | None = None, name: str = "gfn2-xtb"):
         super().__init__(atoms, name)
+        self._set_threads = _openmp_thread_setter(threads)
         interface = require("tblite.interface", name, TBLITE_INSTALL)
         self.charge, self.spin = _charge_spin(atoms, charge, spin)
         self.solvent = _implicit(atoms, solvent)
@@ -74,6 +90,8 @@ class TBLiteModel(BoundModel):
         forces = np.empty_like(positions)
         calc = self.calc
         bohr = positions / BOHR_IN_A
+        if self._set_threads is not None:
+            self._set_threads()
         for b in range(batch):
             calc.update(positions=bohr[b])
             try:
@@ -88,7 +106,7 @@ class TBLiteModel(BoundModel):
 def make_gfn2_xtb(atoms: Atoms, **options: Any) -> TBLiteModel:
     """Options: ``charge``, ``spin`` (multiplicity), ``solvent`` (ALPB solvent name; default
     'water' when the system is tagged implicit), ``accuracy``, ``electronic_temperature`` (K),
-    ``method`` ("GFN2-xTB" or "GFN1-xTB")."""
+    ``method`` ("GFN2-xTB" or "GFN1-xTB"), ``threads`` (OpenMP threads; default OMP_NUM_THREADS)."""
     options.setdefault("method", "GFN2-xTB")
     return TBLiteModel(atoms, **options)
 
