@@ -430,7 +430,7 @@ def _block_starts(n_half_steps: int, first: int, block_length: int, n_blocks_wan
     return np.linspace(first, n_half_steps - block_length, n_blocks).round().astype(int)
 
 
-def _median_time(evaluate: Callable[[np.ndarray], Any], positions: np.ndarray, repeats: int) -> float:
+def median_call_time(evaluate: Callable[[np.ndarray], Any], positions: np.ndarray, repeats: int) -> float:
     """Median wall time in seconds of ``evaluate(positions)``."""
     times = []
     for _ in range(repeats):
@@ -440,11 +440,11 @@ def _median_time(evaluate: Callable[[np.ndarray], Any], positions: np.ndarray, r
     return float(np.median(times))
 
 
-def _measure_costs(draft: ForceModel, target: ForceModel, states: np.ndarray, batch_sizes: list[int],
+def measure_costs(draft: ForceModel, target: ForceModel, states: np.ndarray, batch_sizes: list[int],
                    repeats: int) -> dict[str, Any]:
     """Median wall time of one draft call and of target calls on batches of each size."""
-    draft_s = _median_time(draft.evaluate, states[:1], repeats)
-    table = {b: _median_time(target.evaluate, states[np.arange(b) % len(states)], repeats)
+    draft_s = median_call_time(draft.evaluate, states[:1], repeats)
+    table = {b: median_call_time(target.evaluate, states[np.arange(b) % len(states)], repeats)
              for b in sorted(set(batch_sizes))}
     return {"draft_step_s": draft_s, "target_batch_s": table, "overhead_s": 0.0, "source": "measured"}
 
@@ -505,7 +505,7 @@ def predict(atoms: Atoms, draft: ForceModel, target: ForceModel, params: Langevi
     a_ec = acceptance_by_reference_age(residuals, masses, params, max_lookahead)
 
     sizes = [1, lookahead + 1, max_lookahead + 1]
-    cost_info = (_measure_costs(draft, target, states[0], sizes, _check_count(timing_repeats, "timing_repeats", 1))
+    cost_info = (measure_costs(draft, target, states[0], sizes, _check_count(timing_repeats, "timing_repeats", 1))
                  if costs is None else _given_costs(costs, sizes))
     profile = a_ec.mean if error_correction else np.full(max_lookahead, float(a0.mean))
     draft_s, target_table, overhead_s = (cost_info[key] for key in ("draft_step_s", "target_batch_s", "overhead_s"))

@@ -1,0 +1,190 @@
+"""The `lsd` command line: `lsd run`, `lsd bench`, `lsd theory`, `lsd models`.
+
+Bad input gives one line on stderr and exit status 2 (never a traceback; add
+--debug to see one). Ctrl-C during `lsd run` leaves a checkpoint to --resume from.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+from .errors import LSDError
+from .runconfig import BUILTIN_SYSTEMS, ConfigError, RunConfig, read_config_file
+
+
+def _add_run_options(parser: argparse.ArgumentParser) -> None:
+    """Flags shared by `run` and `bench`; None means "not given" so a config file can fill it."""
+    add = parser.add_argument
+    add("--config", help="TOML or YAML file with any of the settings below (flags override it)")
+    add("--system", help=f"built-in system ({', '.join(BUILTIN_SYSTEMS)}) or a structure file path")
+    add("--draft", help="draft model name (see `lsd models`)")
+    add("--target", help="target model name")
+    add("--timestep-fs", type=float)
+    add("--temperature-K", type=float, dest="temperature_K")
+    add("--friction-per-ps", type=float)
+    add("--lookahead", type=int, help="drafted steps per round K")
+    add("--error-correction", dest="error_correction", action="store_const", const=True,
+        help="speculative error correction (default on)")
+    add("--no-error-correction", dest="error_correction", action="store_const", const=False)
+    add("--hydrogen-mass-amu", type=float,
+        help="hydrogen mass repartitioning: H mass in amu taken from bonded heavy atoms (e.g. 3); "
+             "changes dynamics, not the configurational distribution")
+    add("--executor", choices=["local", "dask"])
+    add("--workers", type=int, help="local dask workers (with --executor dask)")
+    add("--scheduler-address", help="connect to a running dask scheduler, e.g. tcp://host:8786")
+    add("--mode", choices=["sync", "async"])
+    add("--steps", type=int)
+    add("--seed", type=int)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="lsd", description="Langevin Speculative Dynamics")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run LSD and write trajectory, checkpoint and summary")
+    _add_run_options(run)
+    run.add_argument("--output", help="output folder (default lsd-run)")
+    run.add_argument("--stride", type=int, help="keep every n-th step in the trajectory")
+    run.add_argument("--checkpoint-every", type=int, default=1000, help="steps between checkpoints")
+    run.add_argument("--resume", action="store_true", help="continue from OUTPUT/checkpoint.npz")
+
+    bench = sub.add_parser("bench", help="plain target MD vs LSD, interleaved, with predicted speedup")
+    _add_run_options(bench)
+    bench.add_argument("--repeats", type=int, default=3, help="interleaved A/B blocks (steps are split among them)")
+    bench.add_argument("--ase-steps", type=int, help="steps of ASE's Langevin reference (0 to skip)")
+    bench.add_argument("--json", help="write the results to this JSON file")
+
+    th = sub.add_parser("theory", help="acceptance and speedup curves from physical parameters")
+    th.add_argument("--n-atoms", type=int, default=22)
+    th.add_argument("--temperature-K", type=float, default=300.0, dest="temperature_K")
+    th.add_argument("--timestep-fs", type=float, default=0.5)
+    th.add_argument("--friction-per-ps", type=float, default=10.0)
+    th.add_argument("--force-error-eV-per-A", type=float, default=0.1, dest="force_error",
+                    help="RMS per-component draft force error")
+    th.add_argument("--mean-mass-amu", type=float, default=6.9, help="harmonic-mean atomic mass")
+    th.add_argument("--max-lookahead", type=int, default=16)
+    th.add_argument("--draft-ms", type=float, default=0.05, help="draft cost per step (ms)")
+    th.add_argument("--target-ms", type=float, default=12.0, help="target cost for one state (ms)")
+    th.add_argument("--target-ms-per-extra-state", type=float, default=1.5,
+                    help="added target cost per extra state in a batch (ms)")
+    th.add_argument("--workers", type=int, default=2, help="target workers for the asynchronous bound")
+    th.add_argument("--plot", help="save acceptance and speedup curves to this PNG")
+    th.add_argument("--json", help="write the numbers to this JSON file")
+
+    sub.add_parser("models", help="list the force models and what they support")
+    return parser
+
+
+def _config_from(args: argparse.Namespace) -> RunConfig:
+    values: dict[str, Any] = read_config_file(args.config) if args.config else {}
+    for key in ("system", "draft", "target", "timestep_fs", "temperature_K", "friction_per_ps", "lookahead",
+                "error_correction", "hydrogen_mass_amu", "executor", "workers", "scheduler_address", "mode",
+                "steps", "seed", "output", "stride"):
+        value = getattr(args, key, None)
+        if value is not None:
+            values[key] = value
+    return RunConfig.from_mapping(values)
+
+
+def _writable_folder(path: Path) -> Path:
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / ".lsd-write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise ConfigError(f"output folder {path} is not writable: {exc.strerror or exc}") from None
+    return path
+
+
+def command_run(args: argparse.Namespace) -> int:
+    from .runconfig import build_executor, build_models, build_system
+    from .speculative import SpeculativeSampler
+
+    config = _config_from(args)
+    output = _writable_folder(Path(config.output))
+    atoms = build_system(config.system, config.hydrogen_mass_amu)
+    draft, target = build_models(config, atoms)
+    sampler = SpeculativeSampler(atoms, draft, target, config.params(), lookahead=config.lookahead,
+                                 error_correction=config.error_correction, seed=config.seed,
+                                 executor=build_executor(config))
+    checkpoint = output / "checkpoint.npz"
+    if args.resume:
+        sampler.load_checkpoint(checkpoint)
+        print(f"resuming at step {sampler.step} from {checkpoint}")
+    remaining = config.steps - sampler.step
+    if remaining <= 0:
+        print(f"nothing to do: the run is already at step {sampler.step} of {config.steps}")
+        return 0
+    (output / "config.json").write_text(json.dumps(config.to_dict(), indent=2))
+    try:
+        result = sampler.run(remaining, stride=config.stride, trajectory=output / "trajectory.traj",
+                             append=args.resume, checkpoint=checkpoint, checkpoint_every=args.checkpoint_every,
+                             summary=output / "summary.json", progress=True)
+    except KeyboardInterrupt:
+        print(f"\ninterrupted at step {sampler.step}; trajectory and checkpoint are in {output}. "
+              f"Continue with: lsd run --resume --output {output} --steps {config.steps} ...", file=sys.stderr)
+        return 130
+    s = result.stats
+    print(f"done: {sampler.step} steps, acceptance {s.acceptance_rate:.3f}, {s.steps_per_round:.2f} steps per "
+          f"target call, {s.steps_per_s:.1f} steps/s; wrote {output}/trajectory.traj, summary.json, checkpoint.npz")
+    return 0
+
+
+def command_bench(args: argparse.Namespace) -> int:
+    from .bench import format_benchmark, run_benchmark
+
+    config = _config_from(args)
+    if args.json:
+        _writable_folder(Path(args.json).resolve().parent)
+    result = run_benchmark(config, repeats=args.repeats, ase_steps=args.ase_steps)
+    print(format_benchmark(result))
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=2))
+        print(f"wrote {args.json}")
+    return 0
+
+
+def command_theory(args: argparse.Namespace) -> int:
+    from .theory_report import theory_report
+
+    report = theory_report(args)
+    print(report["text"])
+    if args.json:
+        Path(args.json).write_text(json.dumps(report["numbers"], indent=2))
+    return 0
+
+
+def command_models(args: argparse.Namespace) -> int:
+    from . import models
+
+    print(models.format_table())
+    return 0
+
+
+COMMANDS = {"run": command_run, "bench": command_bench, "theory": command_theory, "models": command_models}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except (LSDError, ValueError, TypeError, OSError, ImportError) as exc:
+        if args.debug:
+            raise
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        print(f"lsd {args.command}: error: {message}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

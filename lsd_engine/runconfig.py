@@ -1,0 +1,173 @@
+"""A run configuration from command-line flags or a TOML/YAML file, and what it builds.
+
+The CLI and the dashboard both turn a ``RunConfig`` into atoms, models, Langevin
+parameters and an executor, so names and errors are the same everywhere.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from ase import Atoms
+
+from .errors import LSDError
+from .params import LangevinParams
+
+
+class ConfigError(LSDError, ValueError):
+    """A run configuration that cannot be used (unknown key or system, bad value)."""
+
+
+#: Built-in systems by name; ``copper-N`` / ``water-box-N`` take a supercell size.
+BUILTIN_SYSTEMS = {
+    "alanine-dipeptide-vacuum": "22-atom ACE-ALA-NME in vacuum",
+    "alanine-dipeptide-implicit": "ACE-ALA-NME tagged for implicit solvent (GBn2 / ALPB)",
+    "alanine-dipeptide-explicit": "ACE-ALA-NME in a periodic TIP3P water box",
+    "copper-32": "FCC copper 2x2x2 conventional cells (32 atoms, periodic)",
+    "copper-108": "FCC copper 3x3x3 conventional cells (108 atoms, periodic)",
+    "water-box": "periodic box of water molecules",
+}
+
+
+@dataclass
+class RunConfig:
+    """Everything a run needs. Units are in the names."""
+
+    system: str = "alanine-dipeptide-vacuum"
+    draft: str = "amber14"
+    target: str = "ani-1x"
+    timestep_fs: float = 0.5
+    temperature_K: float = 300.0
+    friction_per_ps: float = 10.0
+    lookahead: int = 8
+    error_correction: bool = True
+    hydrogen_mass_amu: float | None = None  # None: natural masses; e.g. 3.0 for HMR
+    executor: str = "local"  # local | dask
+    workers: int = 2
+    scheduler_address: str | None = None
+    mode: str = "sync"  # sync | async
+    steps: int = 1000
+    stride: int = 1
+    seed: int = 0
+    output: str = "lsd-run"
+    draft_options: dict[str, Any] = field(default_factory=dict)
+    target_options: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.lookahead < 1:
+            raise ConfigError(f"lookahead must be at least 1, got {self.lookahead}")
+        if self.steps < 0:
+            raise ConfigError(f"steps must be non-negative, got {self.steps}")
+        if self.stride < 1:
+            raise ConfigError(f"stride must be at least 1, got {self.stride}")
+        if self.seed < 0:
+            raise ConfigError(f"seed must be non-negative, got {self.seed}")
+        if self.executor not in ("local", "dask"):
+            raise ConfigError(f"executor must be 'local' or 'dask', got {self.executor!r}")
+        if self.mode not in ("sync", "async"):
+            raise ConfigError(f"mode must be 'sync' or 'async', got {self.mode!r}")
+        if self.workers < 1:
+            raise ConfigError(f"workers must be at least 1, got {self.workers}")
+        self.params()  # validates timestep, temperature and friction
+
+    def params(self) -> LangevinParams:
+        try:
+            return LangevinParams(self.timestep_fs, self.temperature_K, self.friction_per_ps)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_mapping(cls, values: dict[str, Any]) -> "RunConfig":
+        known = {f.name for f in fields(cls)}
+        normalised = {key.replace("-", "_"): value for key, value in values.items()}
+        unknown = sorted(set(normalised) - known)
+        if unknown:
+            raise ConfigError(f"unknown configuration key(s): {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        return cls(**normalised)
+
+
+def read_config_file(path: str | os.PathLike) -> dict[str, Any]:
+    """Read a TOML (.toml) or YAML (.yaml/.yml) run configuration into a dict."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"configuration file not found: {path}")
+    text = path.read_text()
+    try:
+        if path.suffix.lower() == ".toml":
+            import tomllib
+
+            data = tomllib.loads(text)
+        elif path.suffix.lower() in (".yaml", ".yml"):
+            try:
+                import yaml
+            except ImportError:
+                raise ConfigError("YAML configuration needs PyYAML: pip install pyyaml") from None
+            data = yaml.safe_load(text) or {}
+        else:
+            raise ConfigError(f"{path}: configuration files must be .toml, .yaml or .yml")
+    except ConfigError:
+        raise
+    except Exception as exc:  # parser errors carry line numbers
+        raise ConfigError(f"{path} is not valid {path.suffix[1:].upper()}: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a table of settings at the top level")
+    return data
+
+
+def build_system(name: str, hydrogen_mass_amu: float | None = None) -> Atoms:
+    """Atoms for a built-in system name or a structure file path, with optional HMR."""
+    from . import systems
+
+    builders = {
+        "alanine-dipeptide-vacuum": lambda: systems.alanine_dipeptide("vacuum"),
+        "alanine-dipeptide-implicit": lambda: systems.alanine_dipeptide("implicit"),
+        "alanine-dipeptide-explicit": lambda: systems.alanine_dipeptide("explicit"),
+        "copper-32": lambda: systems.copper_fcc(2),
+        "copper-108": lambda: systems.copper_fcc(3),
+        "water-box": lambda: systems.water_box(1),
+    }
+    if name in builders:
+        atoms = builders[name]()
+    elif Path(name).suffix and Path(name).exists():
+        atoms = systems.load_structure(name)
+    elif Path(name).suffix:
+        raise ConfigError(f"structure file not found: {name}")
+    else:
+        raise ConfigError(f"unknown system {name!r}; built-in systems: {', '.join(BUILTIN_SYSTEMS)}, "
+                          "or give a path to a PDB/XYZ/ASE-readable file")
+    if hydrogen_mass_amu is not None:
+        from .hmr import repartition_hydrogen_mass
+
+        info = dict(atoms.info)
+        atoms = repartition_hydrogen_mass(atoms, hydrogen_mass_amu)
+        atoms.info.update(info)
+    return atoms
+
+
+def build_models(config: RunConfig, atoms: Atoms):
+    """(draft, target) bound to ``atoms``; registry errors name the model and the problem."""
+    from . import models
+
+    draft = models.create(config.draft, atoms, **config.draft_options)
+    target = models.create(config.target, atoms, **config.target_options)
+    return draft, target
+
+
+def build_executor(config: RunConfig):
+    """The executor the configuration asks for (None means in-process)."""
+    if config.executor == "local":
+        return None
+    try:
+        from .executors import DaskExecutor
+    except ImportError as exc:
+        raise ConfigError(f"the dask executor is not available: {exc}") from None
+    if config.scheduler_address:
+        return DaskExecutor(address=config.scheduler_address)
+    return DaskExecutor(n_workers=config.workers)

@@ -1,0 +1,91 @@
+"""The `lsd` command line, run as a real subprocess (exit codes, files, one-line errors)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from ase.io import read
+
+
+def lsd(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "lsd_engine.cli", *args], capture_output=True, text=True,
+                          cwd=cwd, timeout=600)
+
+
+FAST_PAIR = ["--system", "alanine-dipeptide-vacuum", "--draft", "amber14", "--target", "amber14",
+             "--timestep-fs", "0.5", "--temperature-K", "300", "--friction-per-ps", "10"]
+
+
+def test_run_writes_outputs_and_resume_continues(tmp_path):
+    out = tmp_path / "run"
+    first = lsd("run", *FAST_PAIR, "--lookahead", "4", "--steps", "30", "--output", str(out))
+    assert first.returncode == 0, first.stderr
+    assert "acceptance 1.000" in first.stdout  # draft == target
+    assert len(read(out / "trajectory.traj", index=":")) == 31
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["step"] == 30 and summary["stats"]["acceptance_rate"] == 1.0
+    again = lsd("run", *FAST_PAIR, "--lookahead", "4", "--steps", "50", "--output", str(out), "--resume")
+    assert again.returncode == 0, again.stderr
+    assert "resuming at step 30" in again.stdout
+    assert len(read(out / "trajectory.traj", index=":")) == 51
+
+
+def test_config_file_and_flags(tmp_path):
+    config = tmp_path / "run.toml"
+    config.write_text('system = "alanine-dipeptide-vacuum"\ndraft = "amber14"\ntarget = "amber14"\n'
+                      'timestep_fs = 0.5\nsteps = 10\nlookahead = 3\n')
+    done = lsd("run", "--config", str(config), "--steps", "12", "--output", str(tmp_path / "o"))
+    assert done.returncode == 0, done.stderr
+    assert json.loads((tmp_path / "o" / "summary.json").read_text())["step"] == 12  # the flag wins
+
+
+@pytest.mark.parametrize("args, message", [
+    (["run", "--target", "no-such-model", "--steps", "5"], "no-such-model"),
+    (["run", "--system", "no-such-system"], "unknown system"),
+    (["run", "--timestep-fs", "-1"], "timestep_fs"),
+    (["run", "--lookahead", "0"], "lookahead"),
+    (["run", "--system", "copper-32", "--draft", "emt", "--target", "ani-1x"], "ani-1x"),
+    (["run", *FAST_PAIR, "--output", "/proc/lsd-cannot-write-here"], "not writable"),
+    (["run", "--config", "/nonexistent/run.toml"], "not found"),
+    (["bench", *FAST_PAIR, "--repeats", "0"], "repeats"),
+    (["theory", "--n-atoms", "0"], "n-atoms"),
+])
+def test_bad_input_gives_one_line_error_and_nonzero_exit(tmp_path, args, message):
+    done = lsd(*args, cwd=tmp_path)
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and message in lines[0], done.stderr
+
+
+def test_bench_contract_json(tmp_path):
+    # The contract used by outside scripts (issue 5), with fewer steps to stay quick.
+    out = tmp_path / "bench.json"
+    done = lsd("bench", "--system", "alanine-dipeptide-vacuum", "--draft", "amber14", "--target", "ani-1x",
+               "--timestep-fs", "0.5", "--temperature-K", "300", "--friction-per-ps", "10", "--lookahead", "8",
+               "--steps", "60", "--repeats", "2", "--ase-steps", "10", "--json", str(out))
+    assert done.returncode == 0, done.stderr
+    data = json.loads(out.read_text())
+    for key in ("speedup", "predicted_speedup", "efficiency", "acceptance_by_depth", "lsd_steps_per_s",
+                "target_md_steps_per_s", "expected_steps_per_round", "ase_langevin_steps_per_s"):
+        assert key in data, key
+    assert len(data["acceptance_by_depth"]) == 8
+    assert data["speedup"] > 0 and data["predicted_speedup"] > 0
+    assert "speedup" in done.stdout
+
+
+def test_theory_prints_curves_and_saves_plot(tmp_path):
+    done = lsd("theory", "--n-atoms", "100", "--plot", str(tmp_path / "t.png"), "--json", str(tmp_path / "t.json"))
+    assert done.returncode == 0, done.stderr
+    assert "best K" in done.stdout and (tmp_path / "t.png").stat().st_size > 10_000
+    numbers = json.loads((tmp_path / "t.json").read_text())
+    assert 0 < numbers["acceptance_per_step"] < 1 and numbers["best_lookahead"] >= 1
+
+
+def test_models_lists_the_registry():
+    done = lsd("models")
+    assert done.returncode == 0 and "amber14" in done.stdout and "ani-1x" in done.stdout
