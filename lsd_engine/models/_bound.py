@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from contextlib import contextmanager
+from typing import Any, Iterator
 
 import numpy as np
 from ase import Atoms, units
@@ -48,6 +49,9 @@ class BoundModel(ForceModel):
     """
 
     batched: bool = False
+    #: Threads the backend may use during ``evaluate`` (None: leave the process setting alone).
+    #: On a shared or small machine 1 thread is often much faster than oversubscribed cores.
+    threads: int | None = None
 
     def __init__(self, atoms: Atoms, name: str):
         self.name = name
@@ -61,18 +65,32 @@ class BoundModel(ForceModel):
 
     def evaluate(self, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         pos = np.asarray(positions, dtype=np.float64)
-        single = pos.ndim == 2
-        if single:
+        if pos.ndim == 2:
             pos = pos[None]
         if pos.ndim != 3 or pos.shape[1:] != (self.n_atoms, 3):
             raise ValueError(f"model {self.name!r} is bound to {self.n_atoms} atoms; got positions of shape "
                              f"{np.shape(positions)}, expected (B, {self.n_atoms}, 3)")
-        energies, forces = self._evaluate(np.ascontiguousarray(pos))
+        pos = np.ascontiguousarray(pos)
+        if self.threads is None:
+            energies, forces = self._evaluate(pos)
+        else:
+            with self._thread_limit():
+                energies, forces = self._evaluate(pos)
         energies = np.asarray(energies, dtype=np.float64).reshape(pos.shape[0])
         forces = np.asarray(forces, dtype=np.float64).reshape(pos.shape)
-        if single:
-            return energies, forces
         return energies, forces
+
+    @contextmanager
+    def _thread_limit(self) -> Iterator[None]:
+        """Torch's intra-op thread count set to ``self.threads`` for this call only."""
+        import torch
+
+        previous = torch.get_num_threads()
+        torch.set_num_threads(int(self.threads))
+        try:
+            yield
+        finally:
+            torch.set_num_threads(previous)
 
     def _evaluate(self, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover
         raise NotImplementedError
@@ -84,11 +102,3 @@ class BoundModel(ForceModel):
         from .registry import _rebuild
 
         return _rebuild, self._recipe
-
-
-def torch_threads(threads: int | None) -> None:
-    """Set torch's intra-op threads when the user asks for a number (global in torch)."""
-    if threads is not None:
-        import torch
-
-        torch.set_num_threads(int(threads))

@@ -16,7 +16,7 @@ import numpy as np
 from ase import Atoms
 
 from ..errors import LSDError
-from ._bound import HARTREE_IN_EV, BoundModel, require, torch_threads
+from ._bound import HARTREE_IN_EV, BoundModel, require
 
 INSTALL = "'torchani==2.2.4' 'setuptools<81'"
 ANI1X_ELEMENTS = ("H", "C", "N", "O")
@@ -66,7 +66,7 @@ class ANIModel(BoundModel):
         name = "ani-1x" if model_index is None else f"ani-1x[{int(model_index)}]"
         super().__init__(atoms, name)
         torch = require("torch", name, "torch")
-        torch_threads(threads)
+        self.threads = threads
         if precision not in ("float32", "float64"):
             raise LSDError(f"{name}: precision must be 'float32' or 'float64', got {precision!r}")
         self.dtype = getattr(torch, precision)

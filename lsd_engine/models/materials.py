@@ -13,7 +13,7 @@ import numpy as np
 from ase import Atoms
 
 from ..errors import LSDError
-from ._bound import BoundModel, require, torch_threads
+from ._bound import BoundModel, require
 
 SEVENN_INSTALL = "sevenn"
 CHGNET_INSTALL = "chgnet"
@@ -41,7 +41,7 @@ class SevenNetModel(BoundModel):
             from sevenn.train.dataload import unlabeled_atoms_to_graph
             import sevenn._keys as keys
             from torch_geometric.data import Batch
-        torch_threads(threads)
+        self.threads = threads
         try:
             calc = calculator_mod.SevenNetCalculator(model, device="cpu", modal=modal)
         except Exception as exc:  # unknown name / a checkpoint that is not bundled (would download)
@@ -90,7 +90,7 @@ class CHGNetModel(BoundModel):
             warnings.simplefilter("ignore")
             chgnet_model = require("chgnet.model", name, CHGNET_INSTALL)
             from pymatgen.io.ase import AseAtomsAdaptor
-        torch_threads(threads)
+        self.threads = threads
         try:
             self.model = chgnet_model.CHGNet.load(model_name=version, use_device="cpu", verbose=False)
         except Exception as exc:

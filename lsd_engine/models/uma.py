@@ -19,7 +19,7 @@ import numpy as np
 from ase import Atoms
 
 from ..errors import LSDError
-from ._bound import BoundModel, require, torch_threads
+from ._bound import BoundModel, require
 
 INSTALL = "fairchem-core"
 DEFAULT_MODEL = "uma-s-1p1"
@@ -77,7 +77,7 @@ class UMAModel(BoundModel):
             from fairchem.core.calculate import pretrained_mlip
             from fairchem.core.datasets.atomic_data import AtomicData, atomicdata_list_to_batch
             from fairchem.core.units.mlip_unit.api.inference import InferenceSettings
-        torch_threads(threads)
+        self.threads = threads
         target = _resolve(checkpoint, pretrained_mlip)
         if inference_settings is None:
             inference_settings = InferenceSettings(
@@ -137,3 +137,61 @@ def make_uma(atoms: Atoms, _argument: str | None = None, checkpoint: str | None 
     ``charge`` and ``spin`` (default from the system, 0 and 1), ``device`` ("cpu"),
     ``inference_settings`` (a fairchem ``InferenceSettings``), ``precision``, ``threads``."""
     return UMAModel(atoms, checkpoint=checkpoint or _argument or DEFAULT_MODEL, **options)
+
+
+def write_random_checkpoint(path: str, *, datasets: tuple[str, ...] = ("omat", "omol"), num_experts: int = 2,
+                            channels: int = 16, num_layers: int = 1, lmax: int = 2, cutoff: float = 5.0,
+                            seed: int = 0) -> str:
+    """Write a small UMA-like checkpoint with random weights (for tests and demos, offline).
+
+    The same architecture family as UMA-S (fairchem ``HydraModel``: an ``eSCNMDMoeBackbone``
+    with ``num_experts`` mixture-of-linear-experts and one ``MLP_EFS_Head`` per dataset,
+    energies with autograd forces and stress), only tiny. It is saved as a real
+    ``MLIPInferenceCheckpoint`` (with its EMA copy), so ``uma:<path>`` goes through
+    fairchem's real loading, task and batching code. Its predictions are meaningless.
+    """
+    torch = require("torch", "uma", "torch")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        hydra_utils = require("hydra.utils", "uma", INSTALL)
+        from fairchem.core.units.mlip_unit.api.inference import MLIPInferenceCheckpoint
+    datasets = list(datasets)
+    model_config = {
+        "_target_": "fairchem.core.models.base.HydraModel",
+        "model_id": "UMA-LSD-random",
+        "pass_through_head_outputs": True,
+        "backbone": {
+            "model": "fairchem.core.models.uma.escn_moe.eSCNMDMoeBackbone",
+            "max_num_elements": 100, "sphere_channels": channels, "hidden_channels": channels,
+            "edge_channels": channels, "num_distance_basis": channels, "lmax": lmax, "mmax": 2,
+            "num_layers": num_layers, "cutoff": cutoff, "max_neighbors": 30, "otf_graph": True,
+            "direct_forces": False, "regress_forces": True, "regress_stress": True,
+            "norm_type": "rms_norm_sh", "act_type": "gate", "ff_type": "grid", "chg_spin_emb_type": "rand_emb",
+            "dataset_list": datasets, "use_dataset_embedding": True,
+            "num_experts": num_experts, "use_composition_embedding": True, "model_version": 1.2,
+        },
+        "heads": {"efs": {"module": "fairchem.core.models.uma.escn_moe.DatasetSpecificMoEWrapper",
+                          "head_cls": "fairchem.core.models.uma.escn_md.MLP_EFS_Head",
+                          "head_kwargs": {"wrap_property": False}, "dataset_names": datasets}},
+    }
+
+    def task(dataset: str, prop: str, level: str, dim: list[int]) -> dict[str, Any]:
+        return {"_target_": "fairchem.core.units.mlip_unit.mlip_unit.Task", "name": f"{dataset}_{prop}",
+                "level": level, "property": prop, "datasets": [dataset],
+                "out_spec": {"_target_": "fairchem.core.units.mlip_unit.mlip_unit.OutputSpec",
+                             "dim": dim, "dtype": "float32"},
+                "normalizer": {"_target_": "fairchem.core.modules.normalization.normalizer.Normalizer",
+                               "mean": 0.0, "rmsd": 1.0}}
+
+    tasks = []
+    for dataset in datasets:
+        tasks += [task(dataset, "energy", "system", [1]), task(dataset, "forces", "atom", [3]),
+                  task(dataset, "stress", "system", [1, 9])]
+    torch.manual_seed(seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = hydra_utils.instantiate(model_config)
+    ema = torch.optim.swa_utils.AveragedModel(model)
+    torch.save(MLIPInferenceCheckpoint(model_config=model_config, model_state_dict=model.state_dict(),
+                                       ema_state_dict=ema.state_dict(), tasks_config=tasks), path)
+    return str(path)

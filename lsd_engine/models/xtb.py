@@ -7,13 +7,14 @@ eV and gradients Hartree/Bohr -> forces eV/Å out.
 from __future__ import annotations
 
 import warnings
-from typing import Any
+from contextlib import contextmanager
+from typing import Any, Iterator
 
 import numpy as np
 from ase import Atoms, units
 
 from ..errors import LSDError
-from ._bound import BOHR_IN_A, HARTREE_IN_EV, HARTREE_PER_BOHR_IN_EV_PER_A, BoundModel, require, torch_threads
+from ._bound import BOHR_IN_A, HARTREE_IN_EV, HARTREE_PER_BOHR_IN_EV_PER_A, BoundModel, require
 
 TBLITE_INSTALL = "tblite"
 DXTB_INSTALL = "'dxtb[libcint]'"
@@ -36,19 +37,15 @@ def _implicit(atoms: Atoms, solvent: str | None) -> str | None:
     return "water" if atoms.info.get("lsd_system", {}).get("solvent") == "implicit" else None
 
 
-def _openmp_thread_setter(threads: int | None):
-    """A callable that sets the calling thread's OpenMP thread count (tblite uses the system libgomp)."""
-    if threads is None:
-        return None
+def _libgomp():
+    """The system OpenMP runtime that tblite's wheel links against."""
     import ctypes
     import ctypes.util
 
     path = ctypes.util.find_library("gomp")
     if path is None:
         raise LSDError("threads= needs the OpenMP runtime libgomp; set OMP_NUM_THREADS instead")
-    setter = ctypes.CDLL(path).omp_set_num_threads
-    count = int(threads)
-    return lambda: setter(count)
+    return ctypes.CDLL(path)
 
 
 class TBLiteModel(BoundModel):
@@ -64,7 +61,8 @@ class TBLiteModel(BoundModel):
                  solvent: str | None = None, accuracy: float = 1.0, electronic_temperature: float = 300.0,
                  max_iterations: int = 250, threads: int | None = None, name: str = "gfn2-xtb"):
         super().__init__(atoms, name)
-        self._set_threads = _openmp_thread_setter(threads)
+        self.threads = threads
+        self._gomp = _libgomp() if threads is not None else None
         interface = require("tblite.interface", name, TBLITE_INSTALL)
         self.charge, self.spin = _charge_spin(atoms, charge, spin)
         self.solvent = _implicit(atoms, solvent)
@@ -90,8 +88,6 @@ class TBLiteModel(BoundModel):
         forces = np.empty_like(positions)
         calc = self.calc
         bohr = positions / BOHR_IN_A
-        if self._set_threads is not None:
-            self._set_threads()
         for b in range(batch):
             calc.update(positions=bohr[b])
             try:
@@ -101,6 +97,16 @@ class TBLiteModel(BoundModel):
             energies[b] = result.get("energy")
             forces[b] = result.get("gradient")
         return energies * HARTREE_IN_EV, -forces * HARTREE_PER_BOHR_IN_EV_PER_A
+
+    @contextmanager
+    def _thread_limit(self) -> Iterator[None]:
+        """OpenMP threads of the calling thread set to ``self.threads`` for this call only."""
+        previous = self._gomp.omp_get_max_threads()
+        self._gomp.omp_set_num_threads(int(self.threads))
+        try:
+            yield
+        finally:
+            self._gomp.omp_set_num_threads(previous)
 
 
 def make_gfn2_xtb(atoms: Atoms, **options: Any) -> TBLiteModel:
@@ -128,7 +134,7 @@ class DXTBModel(BoundModel):
             raise LSDError(f"{name}: method must be 'gfn1' or 'gfn2', got {method!r}")
         if method == "gfn2":
             require("tad_libcint", name, DXTB_INSTALL)
-        torch_threads(threads)
+        self.threads = threads
         self.method = method
         self.charge, self.spin = _charge_spin(atoms, charge, spin)
         self.dtype = getattr(torch, precision)
@@ -154,6 +160,7 @@ class DXTBModel(BoundModel):
         torch = self._torch
         batch = positions.shape[0]
         calc = self._calculator(batch)
+        calc.reset()  # dxtb keeps results keyed on the inputs; stale autograd graphs give wrong forces
         pos = torch.tensor(positions / BOHR_IN_A, dtype=self.dtype)
         if batch == 1:
             pos = pos[0]
