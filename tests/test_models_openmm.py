@@ -88,3 +88,15 @@ def test_amber14_pickles():
     model = models.create("amber14", atoms)
     clone = pickle.loads(pickle.dumps(model))
     np.testing.assert_array_equal(model.evaluate(atoms.positions[None])[1], clone.evaluate(atoms.positions[None])[1])
+
+
+def test_amber14_bulk_water_picks_a_cutoff_below_half_the_box():
+    water = systems.water_box()
+    model = models.create("amber14", water)
+    cutoffs = {f.getCutoffDistance().value_in_unit(unit.nanometer)
+               for f in model.system.getForces() if isinstance(f, openmm.NonbondedForce)}
+    assert cutoffs == {0.6}
+    e, f = model.evaluate(water.positions[None])
+    assert np.isfinite(e).all() and np.abs(f).max() < 50  # an equilibrated box: moderate forces
+    with pytest.raises(LSDError, match="below half the box"):
+        models.create("amber14", water, nonbonded_cutoff_nm=0.9)

@@ -70,13 +70,14 @@ def _topology_from(atoms: Atoms, name: str, topology: Any, pdb: str | None):
 
 def make_amber14(atoms: Atoms, solvent: str | None = None, topology: Any = None, pdb: str | None = None,
                  platform: str | None = None, threads: int | None = None,
-                 nonbonded_cutoff_nm: float = 0.9, extra_xml: tuple[str, ...] = ()) -> OpenMMModel:
+                 nonbonded_cutoff_nm: float | None = None, extra_xml: tuple[str, ...] = ()) -> OpenMMModel:
     """AMBER ff14SB (``amber14-all.xml``) for the system's topology.
 
     solvent: "vacuum" (no cutoff), "implicit" (GBn2, ``implicit/gbn2.xml``, no
       cutoff) or "explicit" (``amber14/tip3p.xml`` flexible TIP3P, PME with
-      ``nonbonded_cutoff_nm``). Default: ``atoms.info["lsd_system"]["solvent"]``,
-      else explicit when periodic and vacuum otherwise.
+      ``nonbonded_cutoff_nm``: default 0.9 nm, or just under half the smallest
+      box edge). Default: ``atoms.info["lsd_system"]["solvent"]``, else explicit
+      when periodic and vacuum otherwise.
     No constraints and flexible water (LSD integrates every degree of freedom).
     platform: default Reference for vacuum (fastest for small molecules), CPU otherwise;
     threads sets the CPU platform's thread count.
@@ -103,6 +104,8 @@ def make_amber14(atoms: Atoms, solvent: str | None = None, topology: Any = None,
     kwargs: dict[str, Any] = {"constraints": None, "rigidWater": False, "removeCMMotion": False}
     if solvent == "explicit":
         half_box = 0.5 * min(np.linalg.norm(atoms.cell.array, axis=1)) * 0.1
+        if nonbonded_cutoff_nm is None:
+            nonbonded_cutoff_nm = min(0.9, np.floor(0.98 * half_box * 100) / 100)
         if nonbonded_cutoff_nm >= half_box:
             raise LSDError(f"{name}: nonbonded cutoff {nonbonded_cutoff_nm} nm must be below half the box "
                            f"({half_box:.3f} nm); pass nonbonded_cutoff_nm=")
