@@ -1,9 +1,12 @@
-"""The synchronous speculative Langevin sampler (DESIGN §2.2-2.4).
+"""The speculative Langevin sampler (DESIGN §2.2-2.4), synchronous or streaming.
 
-Each round: draft K ABOBA steps with the cheap model (plus EC residual), evaluate
-the target at the K (+1 bonus) half-step positions in one batched call, verify
-in order with the reflection maximal coupling, keep the accepted steps, repair
-the first rejected one, or take the bonus step from the target when all K pass.
+Synchronous mode, each round: draft K ABOBA steps with the cheap model (plus EC
+residual), evaluate the target at the K (+1 bonus) half-step positions in one
+batched call, verify in order with the reflection maximal coupling, keep the
+accepted steps, repair the first rejected one, or take the bonus step from the
+target when all K pass. Asynchronous mode (:mod:`lsd_engine.streaming`) produces
+the same trajectory step by step, with the target evaluations streamed to free
+workers; both modes share the per-step draft / couple / repair code below.
 """
 
 from __future__ import annotations
@@ -21,6 +24,9 @@ from .models.base import ForceModel, evaluate_checked
 from .params import LangevinParams
 from .results import StatsCounter, StepBlock, StepKind
 from .simulation import Simulation, _check_model, _positive_int
+from .streaming import StreamingScheduler
+
+MODES = ("sync", "async")
 
 
 class SpeculativeSampler(Simulation):
@@ -30,19 +36,36 @@ class SpeculativeSampler(Simulation):
     F_draft(x) + [F_target - F_draft](x_ref), x_ref the last target-verified
     position (DESIGN §2.3). The output trajectory is distributed exactly as
     ``LangevinMD(atoms, target, params)``; with draft == target it is identical.
+
+    executor: where target batches run (default in-process; ``DaskExecutor`` for
+    dask workers / GPUs). mode: "sync" evaluates each round's K+1 half-step
+    positions as one batch (split over the executor's workers); "async" streams
+    each drafted half-step position to the next free worker and verifies results
+    in order as they arrive, cancelling newer drafts on a rejection (at most K+1
+    steps in flight). Both modes give bitwise the same trajectory for a seed when
+    the target computes each row of a batch independently.
     """
+
+    streaming_scheduler = StreamingScheduler  # the asynchronous mode's driver (a class attribute, for tests)
 
     def __init__(self, atoms: Atoms, draft: ForceModel, target: ForceModel, params: LangevinParams,
                  lookahead: int = 8, error_correction: bool = True, seed: int = 0,
-                 executor: Executor | None = None):
+                 executor: Executor | None = None, mode: str = "sync"):
         super().__init__(atoms, params, seed)
         self.draft = _check_model(draft, "draft", self.n_atoms)
         self._target = _check_model(target, "target", self.n_atoms)
         self.lookahead = _positive_int(lookahead, "lookahead")
         self.error_correction = bool(error_correction)
+        if mode not in MODES:
+            raise ValueError(f"mode must be 'sync' or 'async', got {mode!r}")
+        self.mode = mode
         self.executor = executor if executor is not None else LocalExecutor()
+        if not callable(getattr(self.executor, "evaluate", None)):
+            raise TypeError(f"executor must have an evaluate method, got {type(self.executor).__name__}")
         self.correction: np.ndarray | None = None  # EC residual F_t - F_d at x_ref
         self.round_left = self.lookahead  # drafted steps left in the current round before its bonus step
+        self._streamer = self.streaming_scheduler(self)
+        self._retries_at_start = 0
         self._allocate(self.lookahead)
 
     @property
@@ -59,7 +82,7 @@ class SpeculativeSampler(Simulation):
         self._new_positions = np.empty(shape)
 
     def _options(self) -> dict[str, Any]:
-        return {"lookahead": self.lookahead, "error_correction": self.error_correction,
+        return {"lookahead": self.lookahead, "error_correction": self.error_correction, "mode": self.mode,
                 "draft": self.draft.name, "target": self._target.name}
 
     def _lookahead(self) -> int:
@@ -83,6 +106,8 @@ class SpeculativeSampler(Simulation):
         need_residual = self.error_correction and self.correction is None
         if self._half.shape[0] != self.lookahead + 1:
             self._allocate(self.lookahead)
+        self._streamer.reset()
+        self._retries_at_start = getattr(self.executor, "retries", 0)
         if not (need_energy or need_residual):
             return
         positions = self.positions[None]
@@ -134,7 +159,49 @@ class SpeculativeSampler(Simulation):
         self._new_positions[j] = positions
         return positions, momenta
 
+    def _couple_slot(self, j: int, step: int, target_force: np.ndarray, correction: np.ndarray | None) -> bool:
+        """Verify the step drafted in buffer slot j against the target force (N, 3) at its half-step position.
+
+        Accept with the reflection maximal coupling (acceptance draw keyed by ``step``); on
+        rejection overwrite the slot's momenta and positions with the repaired ones. Returns
+        whether the drafted step was accepted.
+        """
+        delta = self._mean_shift(target_force[None], self._draft_forces[j:j + 1], correction)
+        if self.rng.log_uniform(step) <= log_acceptance_ratio(self._noise[j:j + 1], delta)[0]:
+            return True
+        repaired = self._repair(self._prev_momenta[j], target_force, self._noise[j], delta[0])
+        self._new_momenta[j] = repaired
+        self._new_positions[j] = end_position(self._half[j], repaired, self.constants)
+        return False
+
+    def _draft_bonus(self, j: int, positions: np.ndarray, momenta: np.ndarray, step: int,
+                     target_force: np.ndarray) -> np.ndarray | None:
+        """Draft the bonus step into slot j once the target force at its half-step position is known.
+
+        With EC it is drafted with the freshest correction, the residual at its own half-step
+        position (so the draft mean equals the target mean); it is then coupled like any other
+        step, so its outcome never depends on where a round boundary fell. Returns the correction.
+        """
+        half = half_step_position(positions, momenta, self.constants)
+        _, forces = evaluate_checked(self.draft, half[None], role="draft", first_step=step)
+        correction = target_force - forces[0] if self.error_correction else None
+        self._draft_step(j, positions, momenta, step, correction, forces)
+        return correction
+
+    def _residual(self, j: int, target_force: np.ndarray) -> np.ndarray | None:
+        """The EC correction of the round that starts after the step in slot j (None without EC)."""
+        return target_force - self._draft_forces[j] if self.error_correction else None
+
     def _advance(self, max_steps: int, counter: StatsCounter) -> StepBlock:
+        try:
+            if self.mode == "async":
+                return self._streamer.advance(max_steps, counter)
+            return self._advance_round(max_steps, counter)
+        finally:
+            counter.stats.retries = getattr(self.executor, "retries", 0) - self._retries_at_start
+
+    def _advance_round(self, max_steps: int, counter: StatsCounter) -> StepBlock:
+        """One synchronous round: draft, one batched target call, verify in order."""
         k = self.constants
         n_draft = min(self.round_left, max_steps)  # a round cut short by the end of run() resumes later
         bonus = max_steps > n_draft  # room for the bonus step after the round's drafted steps
@@ -163,44 +230,27 @@ class SpeculativeSampler(Simulation):
         stats.target_calls += 1
         stats.target_evaluations += n_eval
 
-        # 3. Verify in order with the coupling; stop at the first rejection.
-        delta = self._mean_shift(target_forces[:n_draft], self._draft_forces[:n_draft], correction)
-        log_ratio = log_acceptance_ratio(self._noise[:n_draft], delta)
+        # 3. Verify in order with the coupling; stop at the first rejection (repaired in its slot).
         n_accepted = n_draft
         for j in range(n_draft):
-            if self.rng.log_uniform(n + j + 1) > log_ratio[j]:
+            if not self._couple_slot(j, n + j + 1, target_forces[j], correction):
                 n_accepted = j
                 break
         counter.record_round(min(n_accepted + 1, n_draft), n_accepted)
         stats.accepted_steps += n_accepted
         last = n_accepted  # buffer slot of the step that ends the round
         if n_accepted < n_draft:
-            repaired = self._repair(self._prev_momenta[last], target_forces[last], self._noise[last], delta[last])
-            self._new_momenta[last] = repaired
-            self._new_positions[last] = end_position(self._half[last], repaired, k)
             stats.repaired_steps += 1
             kinds = np.full(n_accepted + 1, StepKind.ACCEPTED, dtype=np.int8)
             kinds[-1] = StepKind.REPAIRED
         elif bonus:
-            # Bonus step: its target force is already known. It is drafted now with the freshest
-            # correction available (with EC: the residual at its own half-step position, so the
-            # draft mean equals the target mean) and coupled like any other step, so its outcome
-            # never depends on where a round boundary fell.
+            # Bonus step: its target force is already known; draft it now and couple it.
             t_bonus = time.perf_counter()
-            _, forces = evaluate_checked(self.draft, self._half[last:last + 1], role="draft",
-                                         first_step=n + last + 1)
-            if self.error_correction:
-                correction = target_forces[last] - forces[0]
-            self._draft_step(last, positions, momenta, n + last + 1, correction, forces)
+            correction = self._draft_bonus(last, positions, momenta, n + last + 1, target_forces[last])
             stats.draft_calls += 1
             bonus_draft_s = time.perf_counter() - t_bonus
             stats.time_draft_s += bonus_draft_s
-            delta_bonus = self._mean_shift(target_forces[last:last + 1], self._draft_forces[last:last + 1], correction)
-            if self.rng.log_uniform(n + last + 1) > log_acceptance_ratio(self._noise[last:last + 1], delta_bonus)[0]:
-                repaired = self._repair(self._prev_momenta[last], target_forces[last], self._noise[last],
-                                        delta_bonus[0])
-                self._new_momenta[last] = repaired
-                self._new_positions[last] = end_position(self._half[last], repaired, k)
+            self._couple_slot(last, n + last + 1, target_forces[last], correction)
             stats.target_steps += 1
             kinds = np.full(n_accepted + 1, StepKind.ACCEPTED, dtype=np.int8)
             kinds[-1] = StepKind.TARGET
@@ -215,8 +265,7 @@ class SpeculativeSampler(Simulation):
         # short by the end of run() keeps its correction and continues in the next call.
         if n_accepted < n_draft or bonus:
             self.round_left = self.lookahead
-            if self.error_correction:
-                self.correction = target_forces[last] - self._draft_forces[last]
+            self.correction = self._residual(last, target_forces[last])
         else:
             self.round_left -= n_draft
         return StepBlock(self._new_positions[:n_new].copy(), self._new_momenta[:n_new].copy(),
