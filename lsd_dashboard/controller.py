@@ -1,0 +1,354 @@
+"""The run controller: a ``param.Parameterized`` that owns one LSD run and its reference.
+
+Configuration lives in parameters (what the widgets edit). ``start()`` launches a
+worker thread that builds the system and models, then runs the speculative
+sampler in blocks of ``block_steps`` (``sampler.run`` called repeatedly continues
+the identical trajectory) and, between blocks, plain target MD with the same
+target for about the same wall time. Each block is appended to ``self.data`` (a
+:class:`~lsd_dashboard.rundata.RunData`); views poll it on the UI thread.
+Pause/resume/stop act between blocks. Errors become ``status="error"`` with a
+readable ``error`` message, and the data so far is kept.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+import traceback
+from typing import Any
+
+import numpy as np
+import param
+from ase import Atoms
+
+from lsd_engine import LangevinMD, LangevinParams, ModelError, SpeculativeSampler, models
+from lsd_engine.systems import system_info
+
+from . import choices
+from .rundata import RunData
+
+#: The reference run uses an independent seed, so the Ramachandran comparison is between
+#: two independent trajectories (the same seed would couple their noise).
+REFERENCE_SEED_OFFSET = 1_000_003
+
+CONFIG_PARAMETERS = (
+    "system", "structure_path", "draft", "target", "draft_options", "target_options", "temperature_K",
+    "timestep_fs", "friction_per_ps", "hydrogen_mass_amu", "lookahead", "error_correction", "mode",
+    "executor", "n_workers", "scheduler_address", "n_steps", "seed", "reference", "reference_share",
+    "block_seconds", "save_stride", "keep_running",
+)
+
+MAX_BLOCK_STEPS = 100_000
+ACTIVE = ("starting", "running", "paused", "stopping")
+
+
+class RunController(param.Parameterized):
+    """Configuration, lifecycle and data of one dashboard run."""
+
+    # -- configuration ---------------------------------------------------------
+    system = param.Selector(default=choices.DEFAULT_SYSTEM, objects=choices.SYSTEM_CHOICES, check_on_set=False,
+                            doc="Built-in system, 'uploaded file' (structure_path) or 'custom (Python)'.")
+    structure_path = param.String(default="", doc="PDB / XYZ / ASE-readable file used for 'uploaded file'.")
+    draft = param.Selector(default=choices.DEFAULT_DRAFT, objects=choices.model_choices(), check_on_set=False,
+                           doc="Draft model (registry name).")
+    target = param.Selector(default=choices.DEFAULT_TARGET, objects=choices.model_choices(), check_on_set=False,
+                            doc="Target model (registry name).")
+    draft_options = param.String(default="", doc="Draft model options, key=value, comma separated.")
+    target_options = param.String(default="", doc="Target model options, e.g. solvent='implicit'.")
+    temperature_K = param.Number(default=300.0, bounds=(1.0, 5000.0), softbounds=(50.0, 2000.0))
+    timestep_fs = param.Number(default=0.5, bounds=(0.01, 10.0), softbounds=(0.1, 4.0))
+    friction_per_ps = param.Number(default=10.0, bounds=(0.01, 1000.0), softbounds=(0.1, 100.0))
+    hydrogen_mass_amu = param.Number(default=None, allow_None=True, bounds=(1.0, 5.0),
+                                     doc="Hydrogen mass repartitioning (None: natural masses).")
+    lookahead = param.Integer(default=8, bounds=(1, 64), doc="Drafted steps per round K.")
+    error_correction = param.Boolean(default=True, doc="Speculative error correction.")
+    mode = param.Selector(default="sync", objects=["sync", "async"])
+    executor = param.Selector(default=choices.IN_PROCESS, objects=choices.EXECUTOR_CHOICES)
+    n_workers = param.Integer(default=2, bounds=(1, 1024), doc="Workers of a local dask cluster.")
+    scheduler_address = param.String(default="", doc="Address of a running dask scheduler.")
+    n_steps = param.Integer(default=5000, bounds=(1, None), doc="LSD trajectory steps to run.")
+    seed = param.Integer(default=0, bounds=(0, None))
+    reference = param.Boolean(default=True, doc="Run plain target MD alongside (measured speedup, "
+                                                "reference Ramachandran plot).")
+    reference_share = param.Number(default=0.5, bounds=(0.05, 0.95),
+                                   doc="Share of the run thread's time given to the reference MD.")
+    block_seconds = param.Number(default=1.0, bounds=(0.001, 600.0),
+                                 doc="LSD wall time per streamed block (a block's steps follow the measured rate). "
+                                     "Each block boundary that falls inside a fully accepted round costs one "
+                                     "extra target call, so very short blocks lower the speedup.")
+    save_stride = param.Integer(default=10, bounds=(1, None), doc="Keep every n-th frame for download.")
+    keep_running = param.Boolean(default=False, doc="Keep running when the browser tab is closed.")
+
+    # -- state (set by the controller) ----------------------------------------
+    status = param.Selector(default="idle", objects=["idle", "starting", "running", "paused", "stopping",
+                                                     "finished", "stopped", "error"])
+    message = param.String(default="Ready.")
+    error = param.String(default="")
+    problems = param.String(default="", doc="Why the current choices cannot run (empty when they can).")
+    notes = param.String(default="", doc="Advice about the current choices.")
+    steps_done = param.Integer(default=0)
+    reference_steps_done = param.Integer(default=0)
+
+    def __init__(self, **params: Any):
+        super().__init__(**params)
+        self.data = RunData()
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._resume = threading.Event()
+        self._resume.set()
+        self._custom: dict[str, Any] = {}
+        self.check_choices()
+
+    # -- custom objects (Jupyter / Python) ---------------------------------------
+    def use(self, atoms: Atoms | None = None, draft: Any = None, target: Any = None) -> "RunController":
+        """Run with your own ``ase.Atoms`` and/or force-model objects instead of names."""
+        if atoms is not None:
+            self._custom["atoms"] = atoms
+            self.system = choices.CUSTOM
+        for role, model in (("draft", draft), ("target", target)):
+            if model is not None:
+                self._custom[role] = model
+                setattr(self, role, choices.CUSTOM)
+        self.check_choices()
+        return self
+
+    # -- choices ----------------------------------------------------------------
+    def build_atoms(self) -> Atoms:
+        if self.system == choices.CUSTOM:
+            if "atoms" not in self._custom:
+                raise ValueError("system 'custom (Python)' needs controller.use(atoms=...)")
+            return self._custom["atoms"].copy()
+        if self.system == choices.UPLOADED:
+            if not self.structure_path:
+                raise ValueError("upload a structure file (PDB, XYZ, extended XYZ) first")
+            return choices.load_system(self.structure_path, self.hydrogen_mass_amu)
+        return choices.load_system(self.system, self.hydrogen_mass_amu)
+
+    def _model_options(self, role: str) -> dict[str, Any]:
+        return choices.parse_options(getattr(self, f"{role}_options"))
+
+    @param.depends("system", "structure_path", "draft", "target", "draft_options", "target_options",
+                   "hydrogen_mass_amu", "executor", "mode", watch=True)
+    def check_choices(self) -> list[str]:
+        """Explain (in ``problems`` / ``notes``) why the current choices cannot run; returns the problems."""
+        problems: list[str] = []
+        notes: list[str] = []
+        try:
+            atoms = self.build_atoms()
+        except Exception as exc:
+            problems.append(f"System: {exc}")
+            atoms = None
+        for role in ("draft", "target"):
+            name = getattr(self, role)
+            try:
+                options = self._model_options(role)
+            except ValueError as exc:
+                problems.append(f"{role.capitalize()} options: {exc}")
+                continue
+            if name == choices.CUSTOM:
+                if role not in self._custom:
+                    problems.append(f"{role.capitalize()}: 'custom (Python)' needs controller.use({role}=...)")
+            elif atoms is not None:
+                problem = choices.model_problem(name, atoms, options)
+                if problem:
+                    problems.append(f"{role.capitalize()} {name}: {problem}")
+        if atoms is not None and choices.CUSTOM not in (self.draft, self.target):
+            identical = (self.draft, self.draft_options.strip()) == (self.target, self.target_options.strip())
+            notes.extend(choices.pair_notes(self.draft, self.target, identical))
+        if atoms is not None and not system_info(atoms).get("phi_indices"):
+            notes.append("This system has no backbone dihedrals: the Ramachandran comparison is off.")
+        reason = choices.executor_support().get(self.executor)
+        if reason:
+            problems.append(f"Executor {self.executor}: {reason}")
+        if self.mode == "async" and not choices.sampler_supports_mode():
+            problems.append("Mode async: the installed engine's SpeculativeSampler has no asynchronous mode yet")
+        self.param.update(problems="\n".join(problems), notes="\n".join(notes))
+        return problems
+
+    # -- lifecycle ----------------------------------------------------------------
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def config(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in CONFIG_PARAMETERS}
+
+    def start(self) -> bool:
+        """Start a new run in a background thread (False, with the reason in ``error``, if it cannot)."""
+        if self.running:
+            self.param.update(message="A run is already going; stop it first.")
+            return False
+        problems = self.check_choices()
+        if problems:
+            self.param.update(status="error", error="Cannot start:\n" + "\n".join(problems),
+                              message="Fix the choices marked below.")
+            return False
+        self._stop.clear()
+        self._resume.set()
+        self.data = RunData(config=self.config())
+        self.param.update(status="starting", error="", steps_done=0, reference_steps_done=0,
+                          message="Building the system and models…")
+        self._thread = threading.Thread(target=self._work, args=(self.config(),), name="lsd-dashboard-run",
+                                        daemon=True)
+        self._thread.start()
+        return True
+
+    def pause(self) -> None:
+        if self.status in ("starting", "running"):
+            self._resume.clear()
+            self.param.update(message="Pausing after the current block…")
+
+    def resume(self) -> None:
+        if self.running:
+            self._resume.set()
+
+    def stop(self, wait: bool = False, timeout: float | None = None) -> None:
+        """Stop after the current block (the data so far is kept)."""
+        if self.running:
+            self._stop.set()
+            self._resume.set()
+            self.param.update(status="stopping", message="Stopping after the current block…")
+            if wait:
+                self.wait(timeout)
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the run thread ends; True if it has."""
+        if self._thread is not None:
+            self._thread.join(timeout)
+        return not self.running
+
+    def run_blocking(self, timeout: float | None = None) -> "RunController":
+        """Start and wait (scripts, notebooks, tests)."""
+        if self.start():
+            self.wait(timeout)
+        return self
+
+    def session_closed(self) -> None:
+        """The browser tab went away: stop unless the user asked to keep running."""
+        if not self.keep_running:
+            self.stop()
+
+    # -- the run thread -------------------------------------------------------------
+    def _models(self, atoms: Atoms, cfg: dict[str, Any]) -> tuple[Any, Any]:
+        built = []
+        for role in ("draft", "target"):
+            name = cfg[role]
+            if name == choices.CUSTOM:
+                built.append(self._custom[role])
+            else:
+                self.param.update(message=f"Loading the {role} model {name}…")
+                built.append(models.create(name, atoms, **choices.parse_options(cfg[f"{role}_options"])))
+        return built[0], built[1]
+
+    def _work(self, cfg: dict[str, Any]) -> None:
+        close_executor = None
+        try:
+            atoms = self.build_atoms()
+            info = system_info(atoms)
+            dihedrals = ((list(info["phi_indices"]), list(info["psi_indices"]))
+                         if info.get("phi_indices") and info.get("psi_indices") else None)
+            self.data = RunData(atoms, cfg, cfg["save_stride"], dihedrals)
+            draft, target = self._models(atoms, cfg)
+            params = LangevinParams(cfg["timestep_fs"], cfg["temperature_K"], cfg["friction_per_ps"])
+            self.param.update(message=f"Starting the executor ({cfg['executor']})…")
+            executor, close_executor = choices.build_executor(cfg["executor"], cfg["n_workers"],
+                                                              cfg["scheduler_address"])
+            extra = {"mode": cfg["mode"]} if choices.sampler_supports_mode() else {}
+            sampler = SpeculativeSampler(atoms, draft, target, params, lookahead=cfg["lookahead"],
+                                         error_correction=cfg["error_correction"], seed=cfg["seed"],
+                                         executor=executor, **extra)
+            reference = (LangevinMD(atoms, target, params, seed=cfg["seed"] + REFERENCE_SEED_OFFSET)
+                         if cfg["reference"] else None)
+            self.param.update(message="Warming up the models (first calls are not timed)…")
+            warm_up(atoms, draft, target, cfg["lookahead"] + 1)
+            self.param.update(status="running", message="Running.")
+            self._loop(sampler, reference, cfg)
+            stopped = self._stop.is_set() and self.data.lsd.n_steps < cfg["n_steps"]
+            self.param.update(status="stopped" if stopped else "finished",
+                              message=f"{'Stopped' if stopped else 'Finished'} after {self.data.lsd.n_steps} "
+                                      f"LSD steps and {self.data.reference.n_steps} reference MD steps.")
+        except Exception as exc:  # noqa: BLE001 - every failure becomes a readable message in the page
+            self.param.update(status="error", error=describe_error(exc),
+                              message=f"Stopped by an error after {self.data.lsd.n_steps} LSD steps; "
+                                      "the data so far is kept.")
+        finally:
+            if close_executor is not None:
+                try:
+                    close_executor()
+                except Exception:  # noqa: BLE001 - closing a cluster must not hide the run's outcome
+                    pass
+
+    def _loop(self, sampler: SpeculativeSampler, reference: LangevinMD | None, cfg: dict[str, Any]) -> None:
+        data = self.data
+        share = cfg["reference_share"]
+        reference_rate = math.nan  # reference steps per second, learnt as it runs
+        while data.lsd.n_steps < cfg["n_steps"] and not self._stop.is_set():
+            if not self._resume.is_set():
+                self.param.update(status="paused", message=f"Paused at step {data.lsd.n_steps}.")
+                while not self._resume.wait(0.1):
+                    pass
+                if self._stop.is_set():
+                    break
+                self.param.update(status="running", message="Running.")
+            rate = data.lsd.stats.steps_per_s
+            wanted = cfg["lookahead"] + 1 if not math.isfinite(rate) else int(rate * cfg["block_seconds"])
+            n = min(max(1, wanted), MAX_BLOCK_STEPS, cfg["n_steps"] - data.lsd.n_steps)
+            data.add_lsd(_run_block(sampler, n, "LSD", data.add_lsd))
+            if reference is not None:
+                budget = data.lsd.stats.wall_time_s * share / (1.0 - share) - data.reference.stats.wall_time_s
+                reference_rate = self._reference_block(reference, budget, reference_rate)
+            data.mark_block()
+            self.param.update(steps_done=data.lsd.n_steps, reference_steps_done=data.reference.n_steps)
+
+    def _reference_block(self, reference: LangevinMD, budget_s: float, rate: float) -> float:
+        """Plain target MD for about ``budget_s`` seconds (none if the reference is ahead); returns the step rate."""
+        deadline = time.perf_counter() + budget_s
+        while budget_s > 0:
+            n = 1 if not math.isfinite(rate) else int(min(max(1, rate * (deadline - time.perf_counter())), 500))
+            result = _run_block(reference, n, "reference MD", self.data.add_reference)
+            self.data.add_reference(result)
+            if result.stats.wall_time_s > 0:
+                rate = result.stats.n_steps / result.stats.wall_time_s
+            if time.perf_counter() >= deadline - 0.5 / max(rate, 1e-9) or self._stop.is_set():
+                break
+        return rate
+
+
+def warm_up(atoms: Atoms, draft: Any, target: Any, batch: int) -> None:
+    """Call each model once (the target also with a round's batch) so one-off start-up costs
+    (torch graph building, OpenMM context creation) do not count against either timed run."""
+    positions = atoms.get_positions()[None]
+    models.evaluate_checked(draft, positions, role="draft", first_step=0)
+    models.evaluate_checked(target, positions, role="target", first_step=0)
+    models.evaluate_checked(target, np.repeat(positions, batch, axis=0), role="target", first_step=0)
+
+
+def _run_block(simulation: Any, n_steps: int, label: str, keep_partial: Any) -> Any:
+    """``simulation.run(n_steps)``; on a model error the partial block is kept before re-raising."""
+    try:
+        return simulation.run(n_steps, stride=1)
+    except ModelError as exc:
+        if exc.partial_result is not None:
+            keep_partial(exc.partial_result)
+        raise RunBlockError(label, exc) from exc
+
+
+class RunBlockError(RuntimeError):
+    """A block of the LSD or reference run failed; names which run it was."""
+
+    def __init__(self, label: str, cause: BaseException):
+        super().__init__(f"{label}: {cause}")
+        self.label = label
+        self.cause = cause
+
+
+def describe_error(exc: BaseException) -> str:
+    """One readable paragraph for the page; the traceback only for unexpected error types."""
+    from lsd_engine import LSDError
+
+    cause = exc.cause if isinstance(exc, RunBlockError) else exc
+    text = f"{type(cause).__name__}: {exc}"
+    if not isinstance(cause, (LSDError, ValueError, ImportError, OSError)):
+        text += "\n\n" + "".join(traceback.format_exception(cause)[-6:])
+    return text

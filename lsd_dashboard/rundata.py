@@ -1,0 +1,300 @@
+"""What a dashboard run has produced so far: per-step traces, saved frames and running statistics.
+
+The run thread appends whole ``RunResult`` blocks (``add``); the UI thread reads
+copies (``rows_since``, ``frames``, ``summary``). One lock per ``RunData`` guards both.
+Nothing here imports Panel, so it is usable (and tested) without a browser.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+import numpy as np
+
+from lsd_engine import RunResult, RunStats, StepKind, observables, theory
+
+RAMA_BINS = 36
+
+#: StepKind -> (label, colour) used by every view, so the 3D view and the strips agree.
+KIND_STYLE = {
+    int(StepKind.INITIAL): ("initial", "#7f7f7f"),
+    int(StepKind.TARGET): ("target / bonus", "#1f77b4"),
+    int(StepKind.ACCEPTED): ("accepted", "#2ca02c"),
+    int(StepKind.REPAIRED): ("repaired", "#d62728"),
+}
+
+
+class _Column:
+    """An append-only 1-D numpy array that doubles its capacity."""
+
+    def __init__(self, dtype: Any = float):
+        self._data = np.empty(256, dtype=dtype)
+        self.size = 0
+
+    def extend(self, values: np.ndarray) -> None:
+        values = np.asarray(values, dtype=self._data.dtype).ravel()
+        need = self.size + values.size
+        if need > self._data.size:
+            grown = np.empty(max(need, 2 * self._data.size), dtype=self._data.dtype)
+            grown[:self.size] = self._data[:self.size]
+            self._data = grown
+        self._data[self.size:need] = values
+        self.size = need
+
+    def view(self, start: int = 0) -> np.ndarray:
+        return self._data[start:self.size]
+
+
+_NOT_SUMMED = ("acceptance_rate", "acceptance_by_depth", "verified_by_depth", "accepted_by_depth")
+
+
+@dataclass
+class StatsTotals(RunStats):
+    """The engine's ``RunStats`` summed over the blocks (one ``run`` call each) of a dashboard run."""
+
+    accepted_by_depth: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+
+    def add(self, stats: RunStats) -> None:
+        for f in fields(RunStats):
+            if f.name not in _NOT_SUMMED:
+                setattr(self, f.name, getattr(self, f.name) + getattr(stats, f.name))
+        verified = np.asarray(stats.verified_by_depth, dtype=np.int64)
+        if verified.size:
+            accepted = np.rint(np.nan_to_num(np.asarray(stats.acceptance_by_depth, dtype=float)) * verified)
+            grow = verified.size - self.verified_by_depth.size
+            if grow > 0:
+                self.verified_by_depth = np.pad(self.verified_by_depth.astype(np.int64), (0, grow))
+                self.accepted_by_depth = np.pad(self.accepted_by_depth, (0, grow))
+            self.verified_by_depth[:verified.size] += verified
+            self.accepted_by_depth[:verified.size] += accepted.astype(np.int64)
+            total = int(self.verified_by_depth.sum())
+            self.acceptance_rate = float(self.accepted_by_depth.sum()) / total if total else math.nan
+            with np.errstate(invalid="ignore", divide="ignore"):
+                self.acceptance_by_depth = np.where(self.verified_by_depth > 0,
+                                                    self.accepted_by_depth / np.maximum(self.verified_by_depth, 1),
+                                                    np.nan)
+
+    def per_step_ms(self) -> dict[str, float]:
+        """Wall time per trajectory step split into draft / target / verification / overhead (ms)."""
+        scale = 1000.0 / self.n_steps if self.n_steps else 0.0
+        return {"draft": self.time_draft_s * scale, "target": self.time_target_s * scale,
+                "verification": self.time_verification_s * scale, "overhead": self.time_overhead_s * scale}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**super().to_dict(), "ms_per_step": self.per_step_ms()}
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, np.ndarray):
+        return [_jsonable(v) for v in value.tolist()]
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, (float, np.floating)):
+        return float(value) if math.isfinite(float(value)) else None
+    if isinstance(value, np.integer):
+        return int(value)
+    return value
+
+
+class TrajectoryLog:
+    """Per-step traces of one trajectory (LSD or the reference), frames every ``save_stride`` steps."""
+
+    COLUMNS = ("step", "energy", "temperature", "kind", "phi", "psi")
+
+    def __init__(self, label: str, masses: np.ndarray, save_stride: int = 10,
+                 dihedrals: tuple[list[int], list[int]] | None = None):
+        self.label = label
+        self.masses = np.asarray(masses, dtype=float)
+        self.save_stride = max(1, int(save_stride))
+        self.dihedrals = dihedrals
+        self.columns = {name: _Column(np.int8 if name == "kind" else (np.int64 if name == "step" else float))
+                        for name in self.COLUMNS}
+        self.frames: dict[str, list[np.ndarray]] = {"positions": [], "momenta": [], "steps": [], "kinds": [],
+                                                     "energies": []}
+        self.stats = StatsTotals()
+        self.rama_counts = np.zeros((RAMA_BINS, RAMA_BINS))
+        self.last_positions: np.ndarray | None = None
+        self.last_kind = int(StepKind.INITIAL)
+        self.last_step = 0
+        self.started = False
+
+    @property
+    def n_steps(self) -> int:
+        """Trajectory steps recorded after the initial state."""
+        return self.stats.n_steps
+
+    @property
+    def n_rows(self) -> int:
+        return self.columns["step"].size
+
+    def add(self, result: RunResult) -> None:
+        """Append a ``run(n, stride=1)`` result; its first frame repeats the previous block's last state."""
+        start = 0 if not self.started else 1
+        self.started = True
+        positions = result.positions[start:]
+        self.stats.add(result.stats)
+        if len(positions) == 0:
+            return
+        momenta, steps = result.momenta[start:], result.steps[start:]
+        kinds, energies = result.kinds[start:], result.energies[start:]
+        cols = self.columns
+        cols["step"].extend(steps)
+        cols["energy"].extend(energies)
+        cols["temperature"].extend(observables.kinetic_temperature(momenta, self.masses))
+        cols["kind"].extend(kinds)
+        if self.dihedrals is not None:
+            phi, psi = observables.phi_psi(positions, *self.dihedrals)
+            cols["phi"].extend(phi)
+            cols["psi"].extend(psi)
+            self.rama_counts += observables.ramachandran_histogram(phi, psi, bins=RAMA_BINS, density=False)[0]
+        keep = steps % self.save_stride == 0
+        if keep.any():
+            for key, values in (("positions", positions), ("momenta", momenta), ("steps", steps),
+                                ("kinds", kinds), ("energies", energies)):
+                self.frames[key].append(np.array(values[keep]))
+        self.last_positions = np.array(positions[-1])
+        self.last_kind = int(kinds[-1])
+        self.last_step = int(steps[-1])
+
+    def rows_since(self, cursor: int) -> dict[str, np.ndarray]:
+        """Copies of the per-step columns from row ``cursor`` on (phi/psi empty without dihedrals)."""
+        return {name: col.view(cursor).copy() for name, col in self.columns.items()}
+
+    def saved_frames(self) -> dict[str, np.ndarray]:
+        """Frames kept every ``save_stride`` steps (positions (F, N, 3), momenta, steps, kinds, energies)."""
+        if not self.frames["steps"]:
+            n = len(self.masses)
+            return {"positions": np.zeros((0, n, 3)), "momenta": np.zeros((0, n, 3)),
+                    "steps": np.zeros(0, dtype=np.int64), "kinds": np.zeros(0, dtype=np.int8),
+                    "energies": np.zeros(0)}
+        return {key: np.concatenate(chunks) for key, chunks in self.frames.items()}
+
+    def as_result(self, atoms: Any) -> RunResult:
+        """The saved frames as an engine ``RunResult`` (``.write(path)``, ``.to_atoms_list()``)."""
+        frames = self.saved_frames()
+        return RunResult(positions=frames["positions"], momenta=frames["momenta"], energies=frames["energies"],
+                         steps=frames["steps"], kinds=frames["kinds"], stats=RunStats(n_steps=self.n_steps),
+                         numbers=atoms.get_atomic_numbers(), masses=atoms.get_masses(),
+                         cell=np.array(atoms.get_cell()), pbc=atoms.get_pbc())
+
+    def ramachandran(self) -> np.ndarray | None:
+        """Normalised Ramachandran histogram (rows φ, columns ψ), None before any sample."""
+        total = self.rama_counts.sum()
+        return self.rama_counts / total if total > 0 else None
+
+    def basin_populations(self) -> dict[str, float] | None:
+        if self.dihedrals is None or self.columns["phi"].size == 0:
+            return None
+        return observables.basin_populations(self.columns["phi"].view(), self.columns["psi"].view())
+
+
+class RunData:
+    """Everything one dashboard run has produced: the LSD log, the reference log, and history."""
+
+    def __init__(self, atoms: Any = None, config: dict[str, Any] | None = None, save_stride: int = 10,
+                 dihedrals: tuple[list[int], list[int]] | None = None):
+        self.lock = threading.RLock()
+        self.config = dict(config or {})
+        self.atoms = atoms
+        masses = atoms.get_masses() if atoms is not None else np.ones(1)
+        self.lsd = TrajectoryLog("LSD", masses, save_stride, dihedrals)
+        self.reference = TrajectoryLog("target MD", masses, save_stride, dihedrals)
+        self.history = {"step": _Column(np.int64), "measured": _Column(), "predicted": _Column(),
+                        "acceptance": _Column()}
+        self.version = 0
+
+    @property
+    def has_dihedrals(self) -> bool:
+        return self.lsd.dihedrals is not None
+
+    def add_lsd(self, result: RunResult) -> None:
+        with self.lock:
+            self.lsd.add(result)
+            self.version += 1
+
+    def add_reference(self, result: RunResult) -> None:
+        with self.lock:
+            self.reference.add(result)
+            self.version += 1
+
+    def mark_block(self) -> None:
+        """Record the speedup history point after a block of LSD (+ reference) steps."""
+        with self.lock:
+            h = self.history
+            h["step"].extend([self.lsd.n_steps])
+            h["measured"].extend([self.measured_speedup()])
+            h["predicted"].extend([self.predicted_speedup()])
+            h["acceptance"].extend([self.lsd.stats.acceptance_rate])
+            self.version += 1
+
+    def history_since(self, cursor: int) -> dict[str, np.ndarray]:
+        with self.lock:
+            return {k: v.view(cursor).copy() for k, v in self.history.items()}
+
+    # -- derived numbers ------------------------------------------------------
+    def measured_speedup(self) -> float:
+        """LSD steps/s over plain target-MD steps/s, both timed in the same run thread."""
+        lsd, ref = self.lsd.stats.steps_per_s, self.reference.stats.steps_per_s
+        if not (math.isfinite(lsd) and math.isfinite(ref)) or ref <= 0:
+            return math.nan
+        return lsd / ref
+
+    def costs(self) -> dict[str, float]:
+        """Measured per-call costs: draft step, target call of the reference (B=1) and of LSD rounds."""
+        s, r = self.lsd.stats, self.reference.stats
+        return {
+            "draft_step_s": s.time_draft_s / s.draft_calls if s.draft_calls else math.nan,
+            "target_single_s": r.time_target_s / r.target_calls if r.target_calls else math.nan,
+            "target_round_s": s.time_target_s / s.target_calls if s.target_calls else math.nan,
+            "mean_batch": s.target_evaluations / s.target_calls if s.target_calls else math.nan,
+            "overhead_per_round_s": ((s.time_verification_s + s.time_overhead_s) / s.rounds
+                                     if s.rounds else math.nan),
+        }
+
+    def predicted_steps_per_round(self) -> float:
+        a = self.lsd.stats.acceptance_by_depth
+        if a.size == 0 or np.all(np.isnan(a)):
+            return math.nan
+        return float(theory.expected_steps_per_round(np.nan_to_num(a)))
+
+    def predicted_speedup(self) -> float:
+        """DESIGN §2.4: S = E_K T_t(1) / (K T_d + T_t(K+1) + overhead) with the measured acceptance
+        by depth and measured costs (T_t(1) from the reference run, T_t(round) from LSD's rounds)."""
+        a = self.lsd.stats.acceptance_by_depth
+        c = self.costs()
+        if a.size == 0 or np.all(np.isnan(a)) or not all(math.isfinite(v) for v in c.values()):
+            return math.nan
+        # T_t(B) through the two measured points: B = 1 (reference) and the mean LSD batch
+        batch = max(2, int(round(c["mean_batch"])))
+        # a batch never costs less than one state (timing noise can say otherwise early in a run)
+        cost = theory.target_cost_from_table({1: c["target_single_s"],
+                                              batch: max(c["target_round_s"], c["target_single_s"])})
+        return float(theory.synchronous_speedup(np.nan_to_num(a), a.size, c["draft_step_s"], cost,
+                                                c["overhead_per_round_s"]))
+
+    def js_divergence(self) -> float:
+        p, q = self.lsd.ramachandran(), self.reference.ramachandran()
+        if p is None or q is None:
+            return math.nan
+        return observables.jensen_shannon(p, q)
+
+    def summary(self) -> dict[str, Any]:
+        """JSON-ready summary of the run: configuration, both runs' statistics, speedups, observables."""
+        with self.lock:
+            return _jsonable({
+                "config": self.config,
+                "lsd": self.lsd.stats.to_dict(),
+                "reference_md": self.reference.stats.to_dict(),
+                "measured_speedup": self.measured_speedup(),
+                "predicted_speedup": self.predicted_speedup(),
+                "predicted_steps_per_round": self.predicted_steps_per_round(),
+                "measured_costs": self.costs(),
+                "ramachandran_js_divergence_bits": self.js_divergence(),
+                "basin_populations": {"lsd": self.lsd.basin_populations(),
+                                      "reference_md": self.reference.basin_populations()},
+            })

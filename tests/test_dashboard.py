@@ -1,0 +1,269 @@
+"""The dashboard without a browser: controller lifecycle, streaming in blocks, errors, choices,
+views, theory explorer, downloads and URL settings."""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import time
+from functools import partial
+
+import numpy as np
+import pytest
+from ase import Atoms
+
+pytest.importorskip("panel")
+pytest.importorskip("holoviews")
+
+from lsd_engine import FunctionModel, LangevinMD, LangevinParams, SpeculativeSampler, StepKind  # noqa: E402
+from lsd_engine.toys import harmonic_bonds, morse_cluster  # noqa: E402
+from lsd_dashboard import choices  # noqa: E402
+from lsd_dashboard.controller import REFERENCE_SEED_OFFSET, RunController  # noqa: E402
+
+
+def _cluster() -> Atoms:
+    return Atoms("H4", positions=[[0, 0, 0], [1.5, 0, 0], [0.75, 1.3, 0], [0.75, 0.45, 1.2]])
+
+
+def _draft():
+    return FunctionModel(partial(harmonic_bonds, k_eV_per_A2=2.0), name="harmonic")
+
+
+def _target():
+    return FunctionModel(morse_cluster, name="morse")
+
+
+def _slow(fn, seconds=0.003):
+    def evaluate(positions):
+        time.sleep(seconds)
+        return fn(positions)
+    return evaluate
+
+
+def _toy_controller(**params) -> RunController:
+    settings = dict(n_steps=200, lookahead=4, block_seconds=0.002, save_stride=1, seed=3)
+    settings.update(params)
+    return RunController(**settings).use(atoms=_cluster(), draft=_draft(), target=_target())
+
+
+def _wait_for(predicate, timeout=30.0):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.02)
+    return False
+
+
+# -- controller ---------------------------------------------------------------------------
+
+def test_defaults_are_the_readme_run():
+    c = RunController()
+    assert (c.system, c.draft, c.target) == ("alanine-dipeptide-vacuum", "amber14", "ani-1x")
+    assert (c.timestep_fs, c.temperature_K, c.friction_per_ps) == (0.5, 300.0, 10.0)
+    assert (c.lookahead, c.error_correction, c.hydrogen_mass_amu, c.mode) == (8, True, None, "sync")
+    assert c.executor == choices.IN_PROCESS and c.reference and not c.keep_running
+    assert c.status == "idle"
+
+
+def test_blocks_reproduce_one_long_run_and_the_reference_is_plain_md():
+    c = _toy_controller(n_steps=300).run_blocking(timeout=60)
+    assert c.status == "finished", c.error
+    data = c.data
+    assert data.lsd.n_steps == 300 and len(data.history["step"].view()) > 3  # many streamed blocks
+    params = LangevinParams(0.5, 300.0, 10.0)
+    one_run = SpeculativeSampler(_cluster(), _draft(), _target(), params, lookahead=4, seed=3).run(300)
+    frames = data.lsd.saved_frames()
+    np.testing.assert_array_equal(frames["positions"], one_run.positions)
+    np.testing.assert_array_equal(frames["kinds"], one_run.kinds)
+    assert set(np.unique(frames["kinds"][1:])) <= {StepKind.ACCEPTED, StepKind.REPAIRED, StepKind.TARGET}
+    n_ref = data.reference.n_steps
+    assert n_ref > 0
+    reference = LangevinMD(_cluster(), _target(), params, seed=3 + REFERENCE_SEED_OFFSET).run(n_ref)
+    np.testing.assert_array_equal(data.reference.saved_frames()["positions"], reference.positions)
+    stats = data.lsd.stats
+    assert stats.accepted_steps + stats.repaired_steps + stats.target_steps == 300
+    assert 0 < stats.acceptance_rate < 1
+    assert math.isfinite(data.measured_speedup()) and math.isfinite(data.predicted_speedup())
+
+
+def test_pause_resume_stop_keep_the_data():
+    c = RunController(n_steps=100_000, lookahead=4, block_seconds=0.05).use(
+        atoms=_cluster(), draft=_draft(), target=FunctionModel(_slow(morse_cluster), name="slow morse"))
+    assert c.start()
+    assert _wait_for(lambda: c.status == "running" and c.steps_done > 0)
+    c.pause()
+    assert _wait_for(lambda: c.status == "paused")
+    paused_at = c.data.lsd.n_steps
+    time.sleep(0.3)
+    assert c.data.lsd.n_steps == paused_at
+    c.resume()
+    assert _wait_for(lambda: c.data.lsd.n_steps > paused_at)
+    c.stop(wait=True, timeout=30)
+    assert c.status == "stopped" and not c.running
+    assert c.data.lsd.n_steps > paused_at and "Stopped after" in c.message
+    assert not c.start() or c.stop(wait=True) is None  # a stopped run can be restarted
+
+
+def test_closing_the_tab_stops_only_when_not_asked_to_keep_running():
+    slow = FunctionModel(_slow(morse_cluster), name="slow morse")
+    c = RunController(n_steps=100_000, block_seconds=0.05).use(atoms=_cluster(), draft=_draft(), target=slow)
+    c.keep_running = True
+    c.start()
+    assert _wait_for(lambda: c.steps_done > 0)
+    c.session_closed()
+    time.sleep(0.2)
+    assert c.running
+    c.keep_running = False
+    c.session_closed()
+    assert c.wait(30) and c.status == "stopped"
+
+
+def test_model_error_is_a_readable_message_and_the_data_so_far_is_kept():
+    calls = {"n": 0}
+
+    def flaky(positions):
+        calls["n"] += 1
+        if calls["n"] > 40:
+            raise RuntimeError("GPU fell off the bus")
+        return morse_cluster(positions)
+
+    c = RunController(n_steps=5000, block_seconds=0.02, reference=False).use(
+        atoms=_cluster(), draft=_draft(), target=FunctionModel(flaky, name="flaky target"))
+    c.run_blocking(timeout=60)
+    assert c.status == "error"
+    assert "flaky target" in c.error and "GPU fell off the bus" in c.error and "step" in c.error
+    assert "Traceback" not in c.error  # a ModelError is explained, not dumped
+    assert c.data.lsd.n_steps > 0 and "data so far is kept" in c.message
+
+
+def test_incompatible_choices_are_explained_not_crashing():
+    c = RunController(system="copper-32")
+    assert "ani-1x" in c.problems and "Cu" in c.problems
+    assert "amber14" in c.problems
+    assert not c.start() and c.status == "error" and "Cannot start" in c.error
+    c.param.update(draft="emt", target="emt")
+    assert c.problems == "" and "draft = target" in c.notes
+    c.target = "no-such-model"
+    assert "unknown model" in c.problems
+    c.param.update(target="emt", target_options="solvent=")
+    assert c.problems == ""  # an empty value is the empty string
+    c.target_options = "not an option"
+    assert "key=value" in c.problems
+
+
+def test_uploaded_xyz_has_no_topology_for_amber(tmp_path):
+    path = tmp_path / "mol.xyz"
+    path.write_text("3\n\nO 0 0 0\nH 0.96 0 0\nH -0.24 0.93 0\n")
+    c = RunController(system=choices.UPLOADED, structure_path=str(path))
+    assert "amber14 needs residues and bonds" in c.problems
+    c.structure_path = str(tmp_path / "missing.xyz")
+    assert "System:" in c.problems
+
+
+def test_real_registry_models_and_ramachandran():
+    pytest.importorskip("openmm")
+    c = RunController(target="amber14", target_options="solvent='implicit'", n_steps=120, block_seconds=0.1,
+                      save_stride=5).run_blocking(timeout=120)
+    assert c.status == "finished", c.error
+    data = c.data
+    assert data.has_dihedrals and data.lsd.ramachandran() is not None
+    assert math.isfinite(data.js_divergence())
+    assert set(data.lsd.basin_populations()) == {"C7eq", "C5", "alphaR", "C7ax", "alphaL"}
+    assert len(data.lsd.saved_frames()["steps"]) == 1 + 120 // 5
+
+
+# -- views ------------------------------------------------------------------------------
+
+def test_views_refresh_streams_the_run_into_the_plots():
+    import panel as pn
+
+    from lsd_dashboard.app import Dashboard
+
+    c = RunController(target="amber14", target_options="solvent='implicit'", n_steps=80, block_seconds=0.1)
+    if c.problems:
+        pytest.skip(c.problems)
+    dashboard = Dashboard(c)
+    pn.panel(dashboard).get_root()  # build the Bokeh models, as a page would
+    assert dashboard.buttons["start"].disabled is False and dashboard.buttons["stop"].disabled is True
+    c.run_blocking(timeout=120)
+    assert c.status == "finished", c.error
+    assert dashboard.refresh() is True and dashboard.refresh() is False  # nothing new the second time
+    views = dashboard.views
+    numbers = views.numbers.object
+    assert f"data-testid='steps'>{c.data.lsd.n_steps}<" in numbers
+    assert f"{c.data.lsd.stats.acceptance_rate:.3f}" in numbers
+    assert "step 80" in views.molecule.pane.object.layout.title.text
+    assert len(views.strip_buffer.data) > 0 and len(views.trace_buffers["LSD"].data) > 0
+    assert views.rama_pipes["LSD"].data[0] is not None and views.rama_pipes["target MD"].data[0] is not None
+    assert "js-divergence" in views.observables.object and "C7eq" in views.observables.object
+    assert len(views.depth_pipe.data) == c.lookahead
+    # a second run resets the views
+    c.n_steps = 20
+    c.run_blocking(timeout=60)
+    dashboard.refresh()
+    assert len(views.trace_buffers["LSD"].data) == 21
+
+
+def test_theory_explorer_curves_follow_the_theory():
+    from lsd_dashboard.theory_explorer import SWEEPS, TheoryExplorer
+
+    explorer = TheoryExplorer()
+    for axis in SWEEPS:
+        explorer.x_axis = axis
+        curves = explorer.curves()
+        assert np.isfinite(curves[["acceptance", "steps_per_round", "sync", "async"]].to_numpy()).all(), axis
+    explorer.x_axis = "force error (eV/Å)"
+    assert np.all(np.diff(explorer.curves()["acceptance"]) <= 1e-12)
+    explorer.x_axis = "atoms N"
+    assert np.all(np.diff(explorer.curves()["acceptance"]) <= 1e-12)
+    explorer.x_axis = "temperature (K)"
+    assert np.all(np.diff(explorer.curves()["acceptance"]) >= -1e-12)
+    explorer.x_axis = "lookahead K"
+    curves = explorer.curves()
+    current = explorer.current()
+    assert current["best_lookahead"] == int(curves["x"][curves["sync"].idxmax()])
+    assert explorer.plot() is not None and "acceptance per step" in explorer.summary()
+
+
+# -- downloads and URL settings ----------------------------------------------------------
+
+def test_downloads_trajectory_stats_and_plots():
+    from ase.io import read
+
+    from lsd_dashboard import downloads
+
+    c = _toy_controller(n_steps=60, save_stride=10).run_blocking(timeout=60)
+    frames = read(io.StringIO(downloads.trajectory_bytes(c.data).decode()), index=":", format="extxyz")
+    assert len(frames) == 7 and len(frames[0]) == 4
+    np.testing.assert_allclose(frames[-1].positions, c.data.lsd.saved_frames()["positions"][-1], atol=1e-6)
+    stats = json.loads(downloads.stats_json(c.data))
+    assert stats["lsd"]["n_steps"] == 60 and stats["config"]["lookahead"] == 4
+    assert {"measured_speedup", "predicted_speedup", "reference_md", "basin_populations"} <= set(stats)
+    assert downloads.plots_png(c.data).startswith(b"\x89PNG")
+    with pytest.raises(ValueError, match="no frames"):
+        downloads.trajectory_bytes(RunController().data)
+
+
+def test_query_arguments_set_the_run():
+    from lsd_dashboard.app import apply_query_args
+
+    c = RunController()
+    messages = apply_query_args(c, {"target": [b"amber14"], "n_steps": [b"123"], "error_correction": [b"false"],
+                                    "hydrogen_mass_amu": [b"3"], "autostart": [b"1"], "bogus": [b"1"],
+                                    "lookahead": [b"many"]})
+    assert (c.target, c.n_steps, c.error_correction, c.hydrogen_mass_amu) == ("amber14", 123, False, 3.0)
+    assert c.lookahead == 8
+    assert any("bogus" in m for m in messages) and any("lookahead" in m for m in messages)
+    assert not any("autostart" in m for m in messages)
+
+
+def test_nglview_widget_of_a_run():
+    pytest.importorskip("nglview")
+    from lsd_dashboard.jupyter import trajectory_atoms, trajectory_widget
+
+    c = _toy_controller(n_steps=30, save_stride=10).run_blocking(timeout=60)
+    assert len(trajectory_atoms(c)) == 4
+    widget = trajectory_widget(c)
+    assert widget.max_frame == 3
