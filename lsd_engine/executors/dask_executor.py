@@ -429,7 +429,10 @@ def visible_gpus() -> int:
 def _start_cluster(n_workers: int | None, gpu: bool | None, threads_per_worker: int,
                    options: dict[str, Any]) -> tuple[Any, str]:
     """A LocalCUDACluster when GPUs are visible (and wanted), else a LocalCluster of CPU processes."""
-    options = {"dashboard_address": None, **options}
+    options = dict(options)
+    if "dashboard_address" not in options:  # no dashboard; its HTTP server (health routes) on a free port
+        options["dashboard_address"] = None
+        options["scheduler_kwargs"] = {"dashboard_address": ":0", **options.get("scheduler_kwargs", {})}
     if gpu is not False:
         n_gpus = visible_gpus()
         reason = None
