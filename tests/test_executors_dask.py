@@ -21,6 +21,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -32,7 +33,7 @@ from exactness import (FAMILY_ALPHA, POOR_DRAFT, TARGET, compare, lsd_factory, m
                        start_atoms)
 from lsd_engine import (ForceModel, FunctionModel, LangevinParams, LocalExecutor, LSDError, ModelError,  # noqa: E402
                         SpeculativeSampler)
-from lsd_engine.executors import DaskExecutor  # noqa: E402
+from lsd_engine.executors import DaskExecutor, dask_executor  # noqa: E402
 from lsd_engine.executors.dask_executor import visible_gpus  # noqa: E402
 from lsd_engine.toys import harmonic_bonds, morse_cluster  # noqa: E402
 
@@ -94,19 +95,33 @@ def test_sync_rounds_send_one_chunk_per_worker(executor):
     assert jobs == 1 + 2 * 2  # a single state goes to one worker; a batch of 8 to each of the 2 workers once
 
 
+class _UnusableCUDACluster:
+    """Stands in for dask-cuda on a machine whose driver is missing."""
+
+    def __init__(self, *args, **kwargs):
+        raise RuntimeError("NVMLError_LibraryNotFound: NVML Shared Library Not Found")
+
+
 @pytest.mark.parametrize("n_workers", [1, 3])
-def test_own_cluster_of_n_workers_gives_the_in_process_trajectory(in_process, n_workers, caplog):
+def test_own_cluster_of_n_workers_gives_the_in_process_trajectory(in_process, n_workers, caplog, monkeypatch):
     caplog.set_level(logging.INFO, logger="lsd_engine.executors.dask_executor")
+    no_gpu = visible_gpus() == 0
+    if n_workers == 1 and no_gpu:  # GPUs asked for, dask-cuda "installed" but unusable: CPU workers, no crash
+        monkeypatch.setitem(sys.modules, "dask_cuda", SimpleNamespace(LocalCUDACluster=_UnusableCUDACluster))
+        monkeypatch.setattr(dask_executor, "visible_gpus", lambda: 1)
     with DaskExecutor(n_workers=n_workers, gpu=True if n_workers == 1 else None) as ex:
         assert len(ex.workers) == n_workers
         for mode, ec in CASES:
             _assert_same(_run(ex, mode, ec), in_process[mode, ec])
         cluster = ex.cluster
     assert cluster.status.name == "closed"
-    if n_workers == 1 and visible_gpus() == 0:  # asked for GPUs without one: CPU workers and a logged note
+    if no_gpu:
         assert ex.kind == "cpu"
-        assert any("starting 1 CPU dask worker" in r.getMessage() and r.levelno == logging.WARNING
-                   for r in caplog.records)
+        notes = {(r.levelno, r.getMessage()) for r in caplog.records if r.name == dask_executor.__name__}
+        expected = ((logging.WARNING, "LocalCUDACluster failed (RuntimeError: NVMLError_LibraryNotFound: NVML "
+                     "Shared Library Not Found); starting 1 CPU dask worker process(es) instead") if n_workers == 1
+                    else (logging.INFO, "no CUDA GPU is visible; starting 3 CPU dask worker process(es) instead"))
+        assert expected in notes
 
 
 # -- faults ---------------------------------------------------------------------------------------
