@@ -49,6 +49,8 @@ class BoundModel(ForceModel):
     """
 
     batched: bool = False
+    #: The registry entry this model was created from (set by ``create``).
+    spec: Any = None
     #: Threads the backend may use during ``evaluate`` (None: leave the process setting alone).
     #: On a shared or small machine 1 thread is often much faster than oversubscribed cores.
     threads: int | None = None
