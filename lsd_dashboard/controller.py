@@ -295,6 +295,7 @@ class RunController(param.Parameterized):
             wanted = cfg["lookahead"] + 1 if not math.isfinite(rate) else int(rate * cfg["block_seconds"])
             n = min(max(1, wanted), MAX_BLOCK_STEPS, cfg["n_steps"] - data.lsd.n_steps)
             data.add_lsd(_run_block(sampler, n, "LSD", data.add_lsd))
+            self.steps_done = data.lsd.n_steps
             if reference is not None:
                 budget = data.lsd.stats.wall_time_s * share / (1.0 - share) - data.reference.stats.wall_time_s
                 reference_rate = self._reference_block(reference, budget, reference_rate)

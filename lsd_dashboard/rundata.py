@@ -17,6 +17,7 @@ import numpy as np
 from lsd_engine import RunResult, RunStats, StepKind, observables, theory
 
 RAMA_BINS = 36
+HISTORY_MIN_STEPS = 20  # speedup history starts once both runs have this many steps
 
 #: StepKind -> (label, colour) used by every view, so the 3D view and the strips agree.
 KIND_STYLE = {
@@ -225,12 +226,14 @@ class RunData:
     def mark_block(self) -> None:
         """Record the speedup history point after a block of LSD (+ reference) steps."""
         with self.lock:
+            self.version += 1
+            if min(self.lsd.n_steps, self.reference.n_steps) < HISTORY_MIN_STEPS:
+                return  # the first blocks' timings are start-up noise
             h = self.history
             h["step"].extend([self.lsd.n_steps])
             h["measured"].extend([self.measured_speedup()])
             h["predicted"].extend([self.predicted_speedup()])
             h["acceptance"].extend([self.lsd.stats.acceptance_rate])
-            self.version += 1
 
     def history_since(self, cursor: int) -> dict[str, np.ndarray]:
         with self.lock:

@@ -37,21 +37,29 @@ SWEEPS: dict[str, tuple[str, np.ndarray, bool]] = {
 class TheoryExplorer(param.Parameterized):
     """Interactive acceptance / speedup curves; defaults: alanine dipeptide, ff14SB draft, ANI-1x target."""
 
-    x_axis = param.Selector(default="force error (eV/Å)", objects=list(SWEEPS))
-    n_atoms = param.Integer(default=22, bounds=(1, 1_000_000))
-    temperature_K = param.Number(default=300.0, bounds=(1.0, 5000.0), softbounds=(50.0, 2000.0))
-    timestep_fs = param.Number(default=0.5, bounds=(0.01, 10.0), softbounds=(0.1, 4.0))
-    friction_per_ps = param.Number(default=10.0, bounds=(0.01, 10000.0), softbounds=(0.1, 200.0))
-    force_error_eV_per_A = param.Number(default=0.1, bounds=(0.0, 10.0), softbounds=(0.0, 1.0),
+    x_axis = param.Selector(default="force error (eV/Å)", objects=list(SWEEPS), label="x axis")
+    n_atoms = param.Integer(default=22, bounds=(1, 1_000_000), softbounds=(1, 1000), label="atoms N")
+    temperature_K = param.Number(default=300.0, bounds=(1.0, 5000.0), softbounds=(50.0, 2000.0),
+                                 label="temperature (K)")
+    timestep_fs = param.Number(default=0.5, bounds=(0.01, 10.0), softbounds=(0.1, 4.0), step=0.1,
+                               label="timestep (fs)")
+    friction_per_ps = param.Number(default=10.0, bounds=(0.01, 10000.0), softbounds=(0.1, 100.0),
+                                   label="friction γ (1/ps)")
+    force_error_eV_per_A = param.Number(default=0.1, bounds=(0.0, 10.0), softbounds=(0.0, 1.0), step=0.01,
+                                        label="force error σ (eV/Å)",
                                         doc="RMS draft force error per component (after EC: the residual).")
-    mean_mass_amu = param.Number(default=1.74, bounds=(0.1, 500.0), softbounds=(1.0, 100.0),
+    mean_mass_amu = param.Number(default=1.74, bounds=(0.1, 500.0), softbounds=(1.0, 40.0),
+                                 label="mean mass m̄ (amu)",
                                  doc="Harmonic mean of the atomic masses (alanine dipeptide: 1.74 amu).")
-    lookahead = param.Integer(default=8, bounds=(1, 64))
-    n_workers = param.Integer(default=4, bounds=(1, 1024), doc="Target workers for asynchronous streaming.")
-    draft_ms = param.Number(default=0.05, bounds=(0.0, 1e5), softbounds=(0.0, 10.0), doc="Draft cost per step.")
+    lookahead = param.Integer(default=8, bounds=(1, 64), label="lookahead K")
+    n_workers = param.Integer(default=4, bounds=(1, 1024), softbounds=(1, 64), label="target workers",
+                              doc="Target workers for asynchronous streaming.")
+    draft_ms = param.Number(default=0.05, bounds=(0.0, 1e5), softbounds=(0.0, 5.0), step=0.01,
+                            label="draft cost per step (ms)")
     target_ms = param.Number(default=12.0, bounds=(1e-3, 1e6), softbounds=(0.1, 200.0),
-                             doc="Target cost of one state.")
+                             label="target cost, one state (ms)")
     target_extra_ms = param.Number(default=1.5, bounds=(0.0, 1e6), softbounds=(0.0, 50.0),
+                                   label="target cost per extra state (ms)",
                                    doc="Added target cost per extra state in a batch.")
 
     # -- numbers --------------------------------------------------------------------
@@ -132,7 +140,10 @@ class TheoryExplorer(param.Parameterized):
                 "(|δ|² ≈ 3Nσ²dt/(2γkT m̄), DESIGN §2.5).")
 
     def __panel__(self) -> pn.viewable.Viewable:
-        controls = pn.Param(self.param, name="Theory parameters", width=300)
+        sliders = {name: (pn.widgets.EditableIntSlider if isinstance(self.param[name], param.Integer)
+                          else pn.widgets.EditableFloatSlider)
+                   for name in self.param if name not in ("name", "x_axis")}
+        controls = pn.Param(self.param, name="Theory parameters", width=300, widgets=sliders)
         return pn.Row(controls, pn.Column(pn.pane.HoloViews(self.plot, sizing_mode="stretch_width"),
                                           pn.pane.Markdown(self.summary, sizing_mode="stretch_width"),
                                           sizing_mode="stretch_width"),

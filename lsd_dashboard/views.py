@@ -3,8 +3,10 @@ energy / temperature traces, timing breakdown, speedup history and Ramachandran 
 
 ``LiveViews.refresh()`` runs on the UI thread (a periodic callback in the page or
 notebook): it reads what the run thread appended to ``controller.data`` since the
-last refresh and pushes it into HoloViews ``Buffer`` / ``Pipe`` streams, so the
-browser receives one small patch per refresh, not one per step.
+last refresh and streams it into Bokeh ``ColumnDataSource``s (``stream`` with a
+rollover for traces, a whole-column swap for histograms and bars), so the browser
+receives one small patch per refresh, not one per step, and the server spends
+milliseconds per refresh.
 """
 
 from __future__ import annotations
@@ -13,11 +15,11 @@ import html
 import math
 from typing import Any
 
-import holoviews as hv
-import holoviews.plotting.bokeh  # noqa: F401  (registers the Bokeh backend for .opts)
 import numpy as np
-import pandas as pd
 import panel as pn
+from bokeh.models import ColumnDataSource, FactorRange, HoverTool, LogColorMapper, Span
+from bokeh.palettes import Viridis256
+from bokeh.plotting import figure
 
 from lsd_engine.observables import ALANINE_BASINS
 
@@ -29,10 +31,11 @@ RAMA_CLIM = (1e-4, 0.2)  # fixed colour range: the LSD and reference plots are d
 TRACE_LENGTH = 4000  # points kept per trace in the browser
 STRIP_LENGTH = 300  # steps shown in the step-kind strip
 MAX_NEW_POINTS = 400  # per trace and refresh (thinned beyond that)
-KIND_LABELS = {code: label for code, (label, _) in KIND_STYLE.items()}
-KIND_COLOURS = {label: colour for label, colour in KIND_STYLE.values()}
+KIND_COLOURS = {code: colour for code, (_, colour) in KIND_STYLE.items()}
 TIMING_PARTS = ("draft", "target", "verification", "overhead")
+TIMING_COLOURS = ("#2ca02c", "#1f77b4", "#ff7f0e", "#7f7f7f")
 RUN_COLOURS = {"LSD": "#2ca02c", "target MD": "#1f77b4"}
+TOOLS = "pan,wheel_zoom,box_zoom,reset,save"
 
 
 def _fmt(value: float, digits: int = 2, suffix: str = "") -> str:
@@ -47,9 +50,16 @@ def _thin(rows: dict[str, np.ndarray], limit: int = MAX_NEW_POINTS) -> dict[str,
     return {k: v[index] if len(v) == n else v for k, v in rows.items()}
 
 
-def _empty_trace() -> pd.DataFrame:
-    return pd.DataFrame({"step": np.zeros(0, dtype=np.int64), "energy": np.zeros(0),
-                         "temperature": np.zeros(0)})
+def _figure(title: str, height: int = 230, **options: Any):
+    fig = figure(title=title, height=height, sizing_mode="stretch_width", tools=TOOLS, toolbar_location="right",
+                 **options)
+    fig.toolbar.logo = None
+    return fig
+
+
+def _pane(fig, css: list[str] | None = None) -> pn.pane.Bokeh:
+    fig.css_classes = css or []  # on the figure itself: the Bokeh pane renders the figure as its model
+    return pn.pane.Bokeh(fig, sizing_mode="stretch_width")
 
 
 class LiveViews:
@@ -63,21 +73,18 @@ class LiveViews:
         self._cursor = {"LSD": 0, "target MD": 0, "history": 0}
         self._energy_zero: float | None = None
         self._last_point: dict[str, tuple[float, float]] = {}
-
         self.molecule = MoleculeView(self._initial_atoms())
-        self.strip_buffer = hv.streams.Buffer(pd.DataFrame({"step": np.zeros(0, dtype=np.int64),
-                                                            "height": np.zeros(0), "kind": []}),
-                                              length=STRIP_LENGTH, index=False)
-        self.trace_buffers = {label: hv.streams.Buffer(_empty_trace(), length=TRACE_LENGTH, index=False)
-                              for label in RUN_COLOURS}
-        self.speedup_buffer = hv.streams.Buffer(pd.DataFrame({"step": np.zeros(0, dtype=np.int64),
-                                                              "measured": np.zeros(0), "predicted": np.zeros(0)}),
-                                                length=TRACE_LENGTH, index=False)
-        self.depth_pipe = hv.streams.Pipe(data=self._depth_frame(np.zeros(controller.lookahead)))
-        self.timing_pipe = hv.streams.Pipe(data=self._timing_frame({label: {part: 0.0 for part in TIMING_PARTS}
-                                                                        for label in RUN_COLOURS}))
-        self.rama_pipes = {label: hv.streams.Pipe(data=(None, None)) for label in RUN_COLOURS}
-
+        self.sources = {
+            "strip": ColumnDataSource({"step": [], "colour": []}),
+            "speedup": ColumnDataSource({"step": [], "measured": [], "predicted": []}),
+            "depth": ColumnDataSource({"depth": [], "acceptance": []}),
+            "timing": ColumnDataSource({"run": list(RUN_COLOURS), **{part: [0.0, 0.0] for part in TIMING_PARTS}}),
+            **{f"trace:{label}": ColumnDataSource({"step": [], "energy": [], "temperature": []})
+               for label in RUN_COLOURS},
+            **{f"rama:{label}": ColumnDataSource({"image": [np.zeros((RAMA_BINS, RAMA_BINS))]})
+               for label in RUN_COLOURS},
+            **{f"point:{label}": ColumnDataSource({"phi": [], "psi": []}) for label in RUN_COLOURS},
+        }
         self.numbers = pn.pane.HTML(self._numbers_html({}), sizing_mode="stretch_width",
                                     css_classes=["lsd-numbers"])
         self.observables = pn.pane.HTML("", sizing_mode="stretch_width", css_classes=["lsd-observables"])
@@ -91,84 +98,69 @@ class LiveViews:
             return None
 
     def _build_panels(self) -> dict[str, Any]:
-        strip = hv.DynamicMap(self._strip, streams=[self.strip_buffer])
+        src = self.sources
+        strip = _figure("latest steps: green accepted, red repaired, blue target (bonus step)", height=95,
+                        y_range=(0, 1))
+        strip.vbar(x="step", top=1, width=1.0, color="colour", source=src["strip"])
+        strip.yaxis.visible = False
+        strip.ygrid.visible = False
+
         traces = {}
-        for column, unit in (("energy", "potential energy − initial (eV)"), ("temperature", "kinetic T (K)")):
-            curves = [hv.DynamicMap(lambda data, c=column, lab=label: hv.Curve(data, "step", c, label=lab).opts(
-                color=RUN_COLOURS[lab], line_width=1.5), streams=[buffer])
-                for label, buffer in self.trace_buffers.items()]
-            overlay = curves[0] * curves[1]
-            if column == "temperature":
-                overlay = overlay * hv.DynamicMap(self._bath_line)
-            traces[column] = overlay.opts(height=230, responsive=True, title=unit, legend_position="top_left",
-                                           framewise=True)
-        speedup = (hv.DynamicMap(lambda data: hv.Curve(data, "step", "measured", label="measured").opts(
-            color="#ff7f0e", line_width=2), streams=[self.speedup_buffer])
-            * hv.DynamicMap(lambda data: hv.Curve(data, "step", "predicted", label="theory").opts(
-                color="#9467bd", line_dash="dashed", line_width=2), streams=[self.speedup_buffer])
-            * hv.HLine(1.0).opts(color="gray", line_dash="dotted")).opts(
-            height=230, responsive=True, title="speedup over plain target MD", legend_position="top_left",
-            framewise=True)
-        depth = hv.DynamicMap(lambda data: hv.Bars(data, "depth", "acceptance").opts(
-            color="#2ca02c", ylim=(0, 1.05), height=230, responsive=True, title="acceptance by draft depth",
-            framewise=True, toolbar=None), streams=[self.depth_pipe])
-        timing = hv.DynamicMap(lambda data: hv.Bars(data, ["run", "part"], "ms").opts(
-            stacked=True, height=230, responsive=True, title="wall time per trajectory step (ms)",
-            cmap={"draft": "#2ca02c", "target": "#1f77b4", "verification": "#ff7f0e", "overhead": "#7f7f7f"},
-            framewise=True, toolbar=None, legend_position="right"), streams=[self.timing_pipe])
-        rama = {label: hv.DynamicMap(lambda data, lab=label: self._rama(data, lab), streams=[pipe])
-                for label, pipe in self.rama_pipes.items()}
+        for column, title in (("energy", "potential energy − initial (eV)"), ("temperature", "kinetic T (K)")):
+            fig = _figure(title)
+            for label, colour in RUN_COLOURS.items():
+                fig.line("step", column, source=src[f"trace:{label}"], color=colour, line_width=1.5,
+                         legend_label=label)
+            fig.legend.location = "top_left"
+            fig.xaxis.axis_label = "step"
+            traces[column] = fig
+        self.bath_line = Span(location=float(self.controller.temperature_K), dimension="width",
+                              line_color="gray", line_dash="dotted")
+        traces["temperature"].add_layout(self.bath_line)
+
+        speedup = _figure("speedup over plain target MD")
+        speedup.line("step", "measured", source=src["speedup"], color="#ff7f0e", line_width=2, legend_label="measured")
+        speedup.line("step", "predicted", source=src["speedup"], color="#9467bd", line_width=2, line_dash="dashed",
+                     legend_label="theory (measured acceptance and costs)")
+        speedup.add_layout(Span(location=1.0, dimension="width", line_color="gray", line_dash="dotted"))
+        speedup.legend.location = "top_left"
+        speedup.xaxis.axis_label = "LSD step"
+
+        self.depth_range = FactorRange(factors=[str(d) for d in range(1, self.controller.lookahead + 1)])
+        depth = _figure("acceptance by draft depth", x_range=self.depth_range, y_range=(0, 1.05))
+        depth.vbar(x="depth", top="acceptance", width=0.8, color="#2ca02c", source=src["depth"])
+        depth.xaxis.axis_label = "draft depth"
+
+        timing = _figure("wall time per trajectory step (ms)", x_range=FactorRange(factors=list(RUN_COLOURS)))
+        timing.vbar_stack(list(TIMING_PARTS), x="run", width=0.6, color=list(TIMING_COLOURS), source=src["timing"],
+                          legend_label=list(TIMING_PARTS))
+        timing.add_layout(timing.legend[0], "right")
+
+        rama = {}
+        mapper = LogColorMapper(palette=Viridis256, low=RAMA_CLIM[0], high=RAMA_CLIM[1], low_color="#f4f4f4")
+        for label in RUN_COLOURS:
+            fig = _figure(f"Ramachandran: {label}", height=330, x_range=(-180, 180), y_range=(-180, 180),
+                          match_aspect=True)
+            fig.image(image="image", x=-180, y=-180, dw=360, dh=360, color_mapper=mapper,
+                      source=src[f"rama:{label}"])
+            fig.scatter("phi", "psi", source=src[f"point:{label}"], marker="x", size=12, line_width=3,
+                        color="#d62728")
+            fig.add_tools(HoverTool(tooltips=[("φ", "$x{0}"), ("ψ", "$y{0}"), ("density", "@image{0.0000}")]))
+            fig.xaxis.axis_label, fig.yaxis.axis_label = "φ (deg)", "ψ (deg)"
+            rama[label] = fig
         return {
             "molecule": self.molecule.pane,
-            "strip": pn.pane.HoloViews(strip, sizing_mode="stretch_width", css_classes=["lsd-strip"]),
+            "strip": _pane(strip, ["lsd-strip"]),
             "numbers": self.numbers,
-            "speedup": pn.pane.HoloViews(speedup, sizing_mode="stretch_width"),
-            "depth": pn.pane.HoloViews(depth, sizing_mode="stretch_width"),
-            "timing": pn.pane.HoloViews(timing, sizing_mode="stretch_width"),
-            "energy": pn.pane.HoloViews(traces["energy"], sizing_mode="stretch_width"),
-            "temperature": pn.pane.HoloViews(traces["temperature"], sizing_mode="stretch_width"),
-            "rama_lsd": pn.pane.HoloViews(rama["LSD"], sizing_mode="stretch_width",
-                                          css_classes=["lsd-rama", "lsd-rama-lsd"]),
-            "rama_ref": pn.pane.HoloViews(rama["target MD"], sizing_mode="stretch_width",
-                                          css_classes=["lsd-rama", "lsd-rama-ref"]),
+            "speedup": _pane(speedup),
+            "depth": _pane(depth),
+            "timing": _pane(timing),
+            "energy": _pane(traces["energy"]),
+            "temperature": _pane(traces["temperature"]),
+            "rama_lsd": _pane(rama["LSD"], ["lsd-rama", "lsd-rama-lsd"]),
+            "rama_ref": _pane(rama["target MD"], ["lsd-rama", "lsd-rama-ref"]),
             "observables": self.observables,
         }
-
-    @staticmethod
-    def _strip(data: pd.DataFrame) -> hv.Spikes:
-        """One coloured spike per recent step: accepted / repaired / target (bonus)."""
-        first, last = (int(data["step"].min()), int(data["step"].max())) if len(data) else (0, 1)
-        return hv.Spikes(data, "step", ["height", "kind"]).opts(
-            color="kind", cmap=KIND_COLOURS, spike_length=1.0, line_width=2, yaxis=None, height=90,
-            responsive=True, xlim=(first - 0.5, max(last, first + STRIP_LENGTH) + 0.5), toolbar=None,
-            title="latest steps: green accepted, red repaired, blue target (bonus step)")
-
-    @staticmethod
-    def _depth_frame(acceptance: np.ndarray) -> pd.DataFrame:
-        return pd.DataFrame({"depth": [str(d) for d in range(1, acceptance.size + 1)],
-                             "acceptance": np.nan_to_num(acceptance)})
-
-    @staticmethod
-    def _timing_frame(timing: dict[str, dict[str, float]]) -> pd.DataFrame:
-        return pd.DataFrame([{"run": run, "part": part, "ms": parts[part]}
-                             for run, parts in timing.items() for part in TIMING_PARTS])
-
-    def _bath_line(self) -> hv.HLine:
-        return hv.HLine(float(self.controller.temperature_K)).opts(color="gray", line_dash="dotted")
-
-    @staticmethod
-    def _rama(data: tuple[np.ndarray | None, tuple[float, float] | None], label: str) -> hv.Overlay:
-        hist, point = data
-        edges = np.linspace(-180.0, 180.0, RAMA_BINS + 1)
-        centres = 0.5 * (edges[1:] + edges[:-1])
-        z = np.full((RAMA_BINS, RAMA_BINS), np.nan) if hist is None else np.where(hist > 0, hist, np.nan).T
-        image = hv.Image((centres, centres, z), kdims=["φ (deg)", "ψ (deg)"], vdims=["density"]).opts(
-            cmap="viridis", logz=True, clim=RAMA_CLIM, colorbar=False, aspect=1, responsive=True, min_height=250,
-            title=f"Ramachandran: {label}", xlim=(-180, 180), ylim=(-180, 180), tools=["hover"], toolbar=None,
-            clipping_colors={"NaN": "#f4f4f4"})
-        points = hv.Points([] if point is None else [point], kdims=["φ (deg)", "ψ (deg)"]).opts(
-            color="#d62728", size=9, marker="x", line_width=3)
-        return (image * points).opts(framewise=True)
 
     # -- numbers ---------------------------------------------------------------------
     @staticmethod
@@ -206,8 +198,14 @@ class LiveViews:
         self._cursor = {"LSD": 0, "target MD": 0, "history": 0}
         self._energy_zero = None
         self._last_point = {}
-        for buffer in (self.strip_buffer, self.speedup_buffer, *self.trace_buffers.values()):
-            buffer.clear()
+        for key, source in self.sources.items():
+            if key.startswith(("trace:", "point:")) or key in ("strip", "speedup", "depth"):
+                source.data = {column: [] for column in source.data}
+            elif key.startswith("rama:"):
+                source.data = {"image": [np.zeros((RAMA_BINS, RAMA_BINS))]}
+        lookahead = int(data.config.get("lookahead", self.controller.lookahead))
+        self.depth_range.factors = [str(d) for d in range(1, lookahead + 1)]
+        self.bath_line.location = float(data.config.get("temperature_K", self.controller.temperature_K))
         if data.atoms is not None:
             self.molecule.reset(data.atoms)
 
@@ -250,6 +248,7 @@ class LiveViews:
         }
 
     def _push(self, rows, history, last, depth, timing, hists) -> None:
+        src = self.sources
         for label, new in rows.items():
             n = len(new["step"])
             if not n:
@@ -258,26 +257,31 @@ class LiveViews:
             if self._energy_zero is None:
                 self._energy_zero = float(new["energy"][0])
             thin = _thin(new)
-            self.trace_buffers[label].send(pd.DataFrame({
-                "step": thin["step"], "energy": thin["energy"] - self._energy_zero,
-                "temperature": thin["temperature"]}))
+            src[f"trace:{label}"].stream({"step": thin["step"], "energy": thin["energy"] - self._energy_zero,
+                                          "temperature": thin["temperature"]}, rollover=TRACE_LENGTH)
             if label == "LSD":
-                tail = {k: v[-STRIP_LENGTH:] for k, v in new.items()}
-                self.strip_buffer.send(pd.DataFrame({
-                    "step": tail["step"], "height": np.ones(len(tail["step"])),
-                    "kind": [KIND_LABELS.get(int(k), "?") for k in tail["kind"]]}))
+                tail = new["kind"][-STRIP_LENGTH:]
+                src["strip"].stream({"step": new["step"][-STRIP_LENGTH:],
+                                     "colour": [KIND_COLOURS.get(int(k), "#000000") for k in tail]},
+                                    rollover=STRIP_LENGTH)
+            if len(new["phi"]):
+                self._last_point[label] = (float(new["phi"][-1]), float(new["psi"][-1]))
         if len(history["step"]):
             self._cursor["history"] += len(history["step"])
-            self.speedup_buffer.send(pd.DataFrame({k: history[k] for k in ("step", "measured", "predicted")}))
+            src["speedup"].stream({k: history[k] for k in ("step", "measured", "predicted")}, rollover=TRACE_LENGTH)
         positions, kind, step = last
         if positions is not None:
             self.molecule.update(positions, kind, step)
         if depth.size:
-            self.depth_pipe.send(self._depth_frame(depth))
-        self.timing_pipe.send(self._timing_frame(timing))
+            if len(self.depth_range.factors) != depth.size:
+                self.depth_range.factors = [str(d) for d in range(1, depth.size + 1)]
+            src["depth"].data = {"depth": [str(d) for d in range(1, depth.size + 1)],
+                                 "acceptance": np.nan_to_num(depth)}
+        src["timing"].data = {"run": list(timing), **{part: [timing[run][part] for run in timing]
+                                                      for part in TIMING_PARTS}}
         for label, hist in hists.items():
-            source = rows[label]
-            if len(source["phi"]):
-                self._last_point[label] = (float(source["phi"][-1]), float(source["psi"][-1]))
             if hist is not None:
-                self.rama_pipes[label].send((hist, self._last_point.get(label)))
+                src[f"rama:{label}"].data = {"image": [hist.T]}
+            point = self._last_point.get(label)
+            if point is not None:
+                src[f"point:{label}"].data = {"phi": [point[0]], "psi": [point[1]]}

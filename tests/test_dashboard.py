@@ -195,15 +195,21 @@ def test_views_refresh_streams_the_run_into_the_plots():
     assert f"data-testid='steps'>{c.data.lsd.n_steps}<" in numbers
     assert f"{c.data.lsd.stats.acceptance_rate:.3f}" in numbers
     assert "step 80" in views.molecule.pane.object.layout.title.text
-    assert len(views.strip_buffer.data) > 0 and len(views.trace_buffers["LSD"].data) > 0
-    assert views.rama_pipes["LSD"].data[0] is not None and views.rama_pipes["target MD"].data[0] is not None
+    src = views.sources
+    assert len(src["strip"].data["step"]) == 81 and len(src["trace:LSD"].data["step"]) == 81  # + initial state
+    assert len(src["trace:target MD"].data["step"]) == c.data.reference.n_steps + 1
+    for label in ("LSD", "target MD"):
+        image = src[f"rama:{label}"].data["image"][0]
+        assert image.shape == (36, 36) and image.sum() == pytest.approx(1.0)
+        assert len(src[f"point:{label}"].data["phi"]) == 1
     assert "js-divergence" in views.observables.object and "C7eq" in views.observables.object
-    assert len(views.depth_pipe.data) == c.lookahead
+    assert len(src["depth"].data["acceptance"]) == c.lookahead
+    assert sum(src["timing"].data["target"]) > 0
     # a second run resets the views
-    c.n_steps = 20
+    c.param.update(n_steps=20, lookahead=3)
     c.run_blocking(timeout=60)
     dashboard.refresh()
-    assert len(views.trace_buffers["LSD"].data) == 21
+    assert len(src["trace:LSD"].data["step"]) == 21 and views.depth_range.factors == ["1", "2", "3"]
 
 
 def test_theory_explorer_curves_follow_the_theory():

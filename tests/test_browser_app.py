@@ -1,0 +1,208 @@
+"""The dashboard in a real headless Chromium: `panel serve app` on loopback, driven with Playwright.
+
+Needs Debian's `chromium` (/usr/bin/chromium, installed by `scripts/setup.sh test`) and the
+`playwright` Python package (never `playwright install`: we use the system browser).
+Screenshots go to tests/artifacts/. Every request the page makes must stay on 127.0.0.1,
+and the browser console must show no errors.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.parse import urlencode
+
+import numpy as np
+import pytest
+
+CHROMIUM = os.environ.get("LSD_CHROMIUM", "/usr/bin/chromium")
+ROOT = Path(__file__).resolve().parents[1]
+ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+pytest.importorskip("panel")
+sync_api = pytest.importorskip("playwright.sync_api")
+if not (Path(CHROMIUM).exists() or shutil.which(CHROMIUM)):
+    pytest.skip(f"no Chromium at {CHROMIUM} (scripts/setup.sh test installs Debian's chromium)",
+                allow_module_level=True)
+
+# A fast draft/target pair for the live-run test: ff14SB in vacuum drafting ff14SB with GBn2 implicit
+# solvent (both OpenMM, well under a millisecond per call), so the test sees many blocks in seconds.
+FAST_PAIR = {"target": "amber14", "target_options": "solvent='implicit'", "n_steps": "200000",
+             "block_seconds": "0.3"}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server():
+    port = _free_port()
+    ARTIFACTS.mkdir(exist_ok=True)
+    log = open(ARTIFACTS / "panel-serve.log", "w")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "panel", "serve", "app", "--port", str(port), "--address", "127.0.0.1",
+         f"--allow-websocket-origin=127.0.0.1:{port}", "--num-procs", "1"],
+        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}/app"
+    deadline = time.time() + 90
+    while True:  # the port is bound once the server is ready (pages are built per session)
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            if process.poll() is not None or time.time() > deadline:
+                process.kill()
+                log.close()
+                pytest.fail(f"panel serve did not start; see {ARTIFACTS / 'panel-serve.log'}")
+            time.sleep(0.3)
+    yield base
+    process.terminate()
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+    log.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+class PageWatch:
+    """A page that records console errors and every request that would leave the machine."""
+
+    def __init__(self, browser):
+        self.page = browser.new_page(viewport={"width": 1600, "height": 1300})
+        self.errors: list[str] = []
+        self.external: list[str] = []
+        self.page.on("console", lambda m: self.errors.append(m.text) if m.type == "error" else None)
+        self.page.on("pageerror", lambda e: self.errors.append(str(e)))
+        self.page.route("**/*", self._route)
+
+    def _route(self, route):
+        url = route.request.url
+        if re.match(r"^(https?|wss?)://127\.0\.0\.1[:/]", url) or url.startswith(("data:", "blob:")):
+            route.continue_()
+        else:
+            self.external.append(url)
+            route.abort()
+
+    def number(self, key: str) -> str:
+        return self.page.locator(f"[data-testid={key}]").first.inner_text()
+
+    def wait_number(self, key: str, predicate, timeout_s: float) -> str:
+        deadline = time.time() + timeout_s
+        while time.time() < deadline:
+            text = self.number(key)
+            if predicate(text):
+                return text
+            time.sleep(0.25)
+        pytest.fail(f"{key} never satisfied the condition (last: {text!r}); console errors {self.errors}")
+
+    def close(self) -> None:
+        self.page.close()
+
+
+def _value(text: str) -> float:
+    match = re.search(r"-?\d+(\.\d+)?", text)
+    return float(match.group()) if match else float("nan")
+
+
+def _drawn(locator) -> float:
+    """Standard deviation of the element's screenshot pixels (0 for a blank area)."""
+    from PIL import Image
+
+    image = np.asarray(Image.open(io.BytesIO(locator.screenshot())).convert("L"), dtype=float)
+    return float(image.std())
+
+
+def _select_value(page, css: str) -> str:
+    return page.locator(f"{css} select").first.input_value()
+
+
+def test_default_page_loads_offline_with_the_readme_defaults_and_runs(server, browser):
+    watch = PageWatch(browser)
+    page = watch.page
+    page.goto(server)
+    page.locator(".lsd-start button").first.wait_for(timeout=60_000)
+    assert _select_value(page, ".lsd-system") == "alanine-dipeptide-vacuum"
+    assert _select_value(page, ".lsd-draft") == "amber14"
+    assert _select_value(page, ".lsd-target") == "ani-1x"
+    page.screenshot(path=str(ARTIFACTS / "dashboard-default.png"), full_page=True)
+    # Press start with the defaults (amber14 -> ANI-1x): the first blocks must arrive within a minute.
+    page.locator(".lsd-start button").first.click()
+    watch.wait_number("steps", lambda t: _value(t) > 0, timeout_s=90)
+    watch.wait_number("acceptance", lambda t: 0 <= _value(t) <= 1, timeout_s=30)
+    watch.wait_number("ref-steps", lambda t: _value(t) > 0, timeout_s=30)
+    page.screenshot(path=str(ARTIFACTS / "dashboard-default-running.png"), full_page=True)
+    assert _drawn(page.locator(".lsd-molecule").first) > 5
+    page.locator(".lsd-stop button").first.click()
+    page.locator(".lsd-status").filter(has_text="Status: stopped").first.wait_for(timeout=60_000)
+    assert watch.external == [], f"requests left the machine: {watch.external}"
+    assert watch.errors == [], f"browser console errors: {watch.errors}"
+    watch.close()
+
+
+def test_live_run_streams_molecule_numbers_and_ramachandran(server, browser):
+    watch = PageWatch(browser)
+    page = watch.page
+    page.goto(f"{server}?{urlencode(FAST_PAIR)}")
+    start = page.locator(".lsd-start button").first
+    start.wait_for(timeout=60_000)
+    assert _select_value(page, ".lsd-target") == "amber14"
+    molecule = page.locator(".lsd-molecule").first
+    before = molecule.screenshot()
+    start.click()
+    first_steps = _value(watch.wait_number("steps", lambda t: _value(t) > 0, timeout_s=60))
+    first = {key: watch.wait_number(key, lambda t: re.search(r"\d", t), timeout_s=30)
+             for key in ("acceptance", "speedup-measured", "speedup-predicted")}
+    assert 0 < _value(first["acceptance"]) <= 1
+    assert _value(first["speedup-measured"]) > 0 and _value(first["speedup-predicted"]) > 0
+    page.screenshot(path=str(ARTIFACTS / "dashboard-live-1.png"), full_page=True)
+    # the numbers keep changing as blocks stream in
+    watch.wait_number("steps", lambda t: _value(t) > first_steps + 500, timeout_s=60)
+    deadline = time.time() + 30
+    while time.time() < deadline and all(watch.number(k) == v for k, v in first.items()):
+        time.sleep(0.3)
+    assert any(watch.number(k) != v for k, v in first.items()), "acceptance / speedup never changed"
+    # the 3D view has drawn and moved; the step strip and both Ramachandran plots are there
+    assert _drawn(molecule) > 5 and molecule.screenshot() != before
+    title = page.locator(".lsd-molecule .gtitle").first.text_content()
+    assert re.match(r"step \d+ · (accepted|repaired|target / bonus)", title), title
+    for css in (".lsd-rama-lsd", ".lsd-rama-ref"):
+        assert _drawn(page.locator(css).first) > 5
+    assert re.search(r"\d\.\d{4}", watch.number("js-divergence"))
+    page.screenshot(path=str(ARTIFACTS / "dashboard-live-2.png"), full_page=True)
+    # pause, resume, stop
+    page.locator(".lsd-pause button").first.click()
+    page.locator(".lsd-status").filter(has_text="Status: paused").first.wait_for(timeout=30_000)
+    paused = watch.number("steps")
+    time.sleep(1.5)
+    assert watch.number("steps") == paused
+    page.locator(".lsd-resume button").first.click()
+    watch.wait_number("steps", lambda t: t != paused, timeout_s=30)
+    page.locator(".lsd-stop button").first.click()
+    page.locator(".lsd-status").filter(has_text="Status: stopped").first.wait_for(timeout=30_000)
+    # the theory explorer draws too
+    page.get_by_text("Theory explorer").first.click()
+    page.get_by_text("At these settings: acceptance per step").first.wait_for(timeout=30_000)
+    page.screenshot(path=str(ARTIFACTS / "dashboard-theory.png"), full_page=True)
+    assert watch.external == [], f"requests left the machine: {watch.external}"
+    assert watch.errors == [], f"browser console errors: {watch.errors}"
+    watch.close()
