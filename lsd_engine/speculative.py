@@ -62,6 +62,9 @@ class SpeculativeSampler(Simulation):
         self.executor = executor if executor is not None else LocalExecutor()
         if not callable(getattr(self.executor, "evaluate", None)):
             raise TypeError(f"executor must have an evaluate method, got {type(self.executor).__name__}")
+        if mode == "async" and not all(hasattr(self.executor, a) for a in ("submit", "wait_any", "capacity")):
+            raise TypeError(f"mode='async' needs an executor with submit, wait_any and capacity "
+                            f"(subclass lsd_engine.executors.Executor); got {type(self.executor).__name__}")
         self.correction: np.ndarray | None = None  # EC residual F_t - F_d at x_ref
         self.round_left = self.lookahead  # drafted steps left in the current round before its bonus step
         self._streamer = self.streaming_scheduler(self)

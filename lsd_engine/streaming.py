@@ -89,8 +89,8 @@ class StreamingScheduler:
             entry = self._ready()
             if entry is not None:
                 t0 = time.perf_counter()
-                self._verify(entry, counter)
-                stats.time_verification_s += time.perf_counter() - t0
+                drafting_s = self._verify(entry, counter)
+                stats.time_verification_s += time.perf_counter() - t0 - drafting_s
                 if self._frontier_step == end:
                     if self._seg_open:
                         self._close_segment(counter)
@@ -159,10 +159,12 @@ class StreamingScheduler:
             return self.pending[0]
         return None
 
-    def _verify(self, entry: _Entry, counter: StatsCounter) -> None:
+    def _verify(self, entry: _Entry, counter: StatsCounter) -> float:
+        """Couple ``entry`` with its target result and emit its step; returns seconds spent drafting (EC bonus)."""
         s = self.sampler
         stats = counter.stats
         k = s.lookahead
+        drafting_s = 0.0
         energies, forces = entry.job.result()
         force = forces[0]
         self.pending.remove(entry)
@@ -182,7 +184,8 @@ class StreamingScheduler:
             if not entry.drafted:  # EC bonus: draft it now with the residual at its own position
                 t0 = time.perf_counter()
                 correction = s._draft_bonus(entry.slot, *entry.start, entry.step, force)
-                stats.time_draft_s += time.perf_counter() - t0
+                drafting_s = time.perf_counter() - t0
+                stats.time_draft_s += drafting_s
                 stats.draft_calls += 1
             else:
                 correction = None
@@ -199,6 +202,7 @@ class StreamingScheduler:
         self._momenta = s._new_momenta[entry.slot].copy()
         self._out.append((self._positions, self._momenta, float(energies[0]), int(kind)))
         self._frontier_step += 1
+        return drafting_s
 
     def _close_segment(self, counter: StatsCounter) -> None:
         counter.record_round(self._seg_verified, self._seg_accepted)

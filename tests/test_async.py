@@ -134,6 +134,14 @@ def test_mode_is_checked_and_recorded():
     sampler = SpeculativeSampler(start_atoms(), POOR_DRAFT, TARGET, PARAMS, mode="async")
     assert sampler._options()["mode"] == "async"
 
+    class EvaluateOnly:
+        def evaluate(self, model, positions, *, role, first_step):
+            return evaluate_checked(model, positions, role=role, first_step=first_step)
+
+    SpeculativeSampler(start_atoms(), POOR_DRAFT, TARGET, PARAMS, executor=EvaluateOnly()).run(5)  # sync: enough
+    with pytest.raises(TypeError, match="mode='async' needs an executor with submit"):
+        SpeculativeSampler(start_atoms(), POOR_DRAFT, TARGET, PARAMS, mode="async", executor=EvaluateOnly())
+
 
 # -- statistical exactness through the harness, and planted streaming bugs ----------------------
 N_RUNS, N_STEPS, LOOKAHEAD, MD_SEED0 = 2000, 10, 3, 10**6
