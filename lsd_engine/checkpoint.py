@@ -19,8 +19,8 @@ FORMAT_VERSION = 1
 class CheckpointState:
     """Everything needed to continue a trajectory bit for bit.
 
-    correction: the EC residual F_t - F_d at the reference point (None when EC is off
-    or not yet known); energy: target energy of the last force-evaluation point.
+    arrays: named state arrays of the sampler (its draft correction, the labels of an
+    unfinished round); energy: target energy of the last force-evaluation point.
     """
 
     sampler: str
@@ -29,7 +29,7 @@ class CheckpointState:
     positions: np.ndarray
     momenta: np.ndarray
     energy: float | None
-    correction: np.ndarray | None
+    arrays: dict[str, np.ndarray]
     numbers: np.ndarray
     masses: np.ndarray
     params: dict[str, float]
@@ -46,8 +46,8 @@ def save_checkpoint(path: str | os.PathLike, state: CheckpointState) -> None:
     }
     arrays = {"positions": state.positions, "momenta": state.momenta, "numbers": state.numbers,
               "masses": state.masses, "meta": np.array(json.dumps(meta))}
-    if state.correction is not None:
-        arrays["correction"] = state.correction
+    for name, value in state.arrays.items():
+        arrays[f"state/{name}"] = value
     tmp = path.with_name(path.name + ".tmp.npz")
     np.savez(tmp, **arrays)
     os.replace(tmp, path)
@@ -69,7 +69,8 @@ def load_checkpoint(path: str | os.PathLike) -> CheckpointState:
         return CheckpointState(
             sampler=meta["sampler"], step=int(meta["step"]), seed=int(meta["seed"]),
             positions=arrays["positions"], momenta=arrays["momenta"], energy=meta["energy"],
-            correction=arrays.get("correction"), numbers=arrays["numbers"], masses=arrays["masses"],
+            arrays={k[len("state/"):]: v for k, v in arrays.items() if k.startswith("state/")},
+            numbers=arrays["numbers"], masses=arrays["masses"],
             params=meta["params"], options=meta.get("options", {}),
             sampler_state=meta.get("sampler_state", {}))
     except KeyError as exc:

@@ -85,10 +85,11 @@ class Simulation(ABC):
     def _options(self) -> dict[str, Any]:
         return {}
 
-    def _correction(self) -> np.ndarray | None:
-        return None
+    def _state_arrays(self) -> dict[str, np.ndarray]:
+        """Named arrays a checkpoint must carry beyond positions and momenta."""
+        return {}
 
-    def _restore_correction(self, correction: np.ndarray | None) -> None:
+    def _restore_state_arrays(self, arrays: dict[str, np.ndarray]) -> None:
         pass
 
     def _sampler_state(self) -> dict[str, Any]:
@@ -194,7 +195,7 @@ class Simulation(ABC):
         """Write the full state (positions, momenta, step, EC residual, seed) to ``path``."""
         save_checkpoint(path, CheckpointState(
             sampler=type(self).__name__, step=self.step, seed=self.seed, positions=self.positions,
-            momenta=self.momenta, energy=self.energy, correction=self._correction(),
+            momenta=self.momenta, energy=self.energy, arrays=self._state_arrays(),
             numbers=self.atoms.get_atomic_numbers(), masses=self.atoms.get_masses(),
             params=self.params.to_dict(), options=self._options(), sampler_state=self._sampler_state()))
 
@@ -214,7 +215,7 @@ class Simulation(ABC):
         self.positions = np.array(state.positions, dtype=float)
         self.momenta = np.array(state.momenta, dtype=float)
         self.energy = state.energy
-        self._restore_correction(state.correction)
+        self._restore_state_arrays(state.arrays)
         self._restore_sampler_state(state.sampler_state)
 
 

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 from ase import Atoms
 
+from .corrections import ConstantCorrection, DraftCorrection
 from .coupling import log_acceptance_ratio, reflect
 from .executors.local import Executor, LocalExecutor
 from .kernel import end_position, half_step_position, momentum_mean, next_momenta
@@ -34,7 +35,10 @@ class SpeculativeSampler(Simulation):
 
     lookahead: K drafted steps per round. error_correction: draft with
     F_draft(x) + [F_target - F_draft](x_ref), x_ref the last target-verified
-    position (DESIGN §2.3). The output trajectory is distributed exactly as
+    position (DESIGN §2.3). draft_correction: any other DraftCorrection (e.g. a
+    learned residual model, lsd_engine.learning) in place of that constant one;
+    it is frozen during a round and learns from the round's target labels after
+    it. The output trajectory is distributed exactly as
     ``LangevinMD(atoms, target, params)``; with draft == target it is identical.
 
     executor: where target batches run (default in-process; ``DaskExecutor`` for
@@ -50,12 +54,22 @@ class SpeculativeSampler(Simulation):
 
     def __init__(self, atoms: Atoms, draft: ForceModel, target: ForceModel, params: LangevinParams,
                  lookahead: int = 8, error_correction: bool = True, seed: int = 0,
-                 executor: Executor | None = None, mode: str = "sync"):
+                 executor: Executor | None = None, mode: str = "sync",
+                 draft_correction: DraftCorrection | None = None):
         super().__init__(atoms, params, seed)
         self.draft = _check_model(draft, "draft", self.n_atoms)
         self._target = _check_model(target, "target", self.n_atoms)
         self.lookahead = _positive_int(lookahead, "lookahead")
+        if draft_correction is not None and not isinstance(draft_correction, DraftCorrection):
+            raise TypeError("draft_correction must implement correction/observe/state/restore "
+                            f"(lsd_engine.corrections.DraftCorrection), got {type(draft_correction).__name__}")
+        if draft_correction is not None and not error_correction:
+            raise ValueError("draft_correction needs error_correction=True (it replaces the constant correction)")
         self.error_correction = bool(error_correction)
+        self.draft_correction: DraftCorrection | None = (
+            draft_correction if draft_correction is not None else ConstantCorrection() if error_correction else None)
+        self._correction_primed = False  # has the correction seen its first label (the start positions)?
+        self._round_labels: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # (x', F_t, F_d) this round
         if mode not in MODES:
             raise ValueError(f"mode must be 'sync' or 'async', got {mode!r}")
         self.mode = mode
@@ -65,7 +79,6 @@ class SpeculativeSampler(Simulation):
         if mode == "async" and not all(hasattr(self.executor, a) for a in ("submit", "wait_any", "capacity")):
             raise TypeError(f"mode='async' needs an executor with submit, wait_any and capacity "
                             f"(subclass lsd_engine.executors.Executor); got {type(self.executor).__name__}")
-        self.correction: np.ndarray | None = None  # EC residual F_t - F_d at x_ref
         self.round_left = self.lookahead  # drafted steps left in the current round before its bonus step
         self._streamer = self.streaming_scheduler(self)
         self._retries_at_start = 0
@@ -83,35 +96,48 @@ class SpeculativeSampler(Simulation):
         self._prev_momenta = np.empty(shape)  # p_{n+j-1}, the momenta each step starts from
         self._new_momenta = np.empty(shape)
         self._new_positions = np.empty(shape)
+        self._applied = np.zeros(shape)  # the draft correction each slot was drafted with
 
     def _options(self) -> dict[str, Any]:
         return {"lookahead": self.lookahead, "error_correction": self.error_correction, "mode": self.mode,
-                "draft": self.draft.name, "target": self._target.name}
+                "draft": self.draft.name, "target": self._target.name,
+                "draft_correction": getattr(self.draft_correction, "name", None)}
 
     def _lookahead(self) -> int:
         return self.lookahead
 
-    def _correction(self) -> np.ndarray | None:
-        return self.correction
+    def _state_arrays(self) -> dict[str, np.ndarray]:
+        arrays: dict[str, np.ndarray] = {}
+        if self.draft_correction is not None:
+            arrays.update({f"correction/{k}": np.asarray(v) for k, v in self.draft_correction.state().items()})
+        if self._round_labels:
+            for name, column in zip(("positions", "target_forces", "draft_forces"), zip(*self._round_labels)):
+                arrays[f"labels/{name}"] = np.array(column)
+        return arrays
 
-    def _restore_correction(self, correction: np.ndarray | None) -> None:
-        self.correction = None if correction is None else np.array(correction, dtype=float)
+    def _restore_state_arrays(self, arrays: dict[str, np.ndarray]) -> None:
+        if self.draft_correction is not None:
+            self.draft_correction.restore({k.split("/", 1)[1]: v for k, v in arrays.items()
+                                           if k.startswith("correction/")})
+        labels = [arrays.get(f"labels/{name}") for name in ("positions", "target_forces", "draft_forces")]
+        self._round_labels = [] if labels[0] is None else [tuple(row) for row in zip(*labels)]
 
     def _sampler_state(self) -> dict[str, Any]:
-        return {"round_left": self.round_left}
+        return {"round_left": self.round_left, "correction_primed": self._correction_primed}
 
     def _restore_sampler_state(self, state: dict[str, Any]) -> None:
         self.round_left = min(int(state.get("round_left", self.lookahead)), self.lookahead)
+        self._correction_primed = bool(state.get("correction_primed", False))
 
     def _prepare(self, counter: StatsCounter) -> None:
-        """Target energy at the start and, with EC, the residual at the start positions."""
+        """Target energy at the start and, with a draft correction, its first label (the start positions)."""
         need_energy = self.energy is None
-        need_residual = self.error_correction and self.correction is None
+        need_label = self.draft_correction is not None and not self._correction_primed
         if self._half.shape[0] != self.lookahead + 1:
             self._allocate(self.lookahead)
         self._streamer.reset()
         self._retries_at_start = getattr(self.executor, "retries", 0)
-        if not (need_energy or need_residual):
+        if not (need_energy or need_label):
             return
         positions = self.positions[None]
         t0 = time.perf_counter()
@@ -121,12 +147,13 @@ class SpeculativeSampler(Simulation):
         counter.stats.target_calls += 1
         counter.stats.target_evaluations += 1
         self.energy = float(energies[0]) if need_energy else self.energy
-        if need_residual:
+        if need_label:
             t0 = time.perf_counter()
             _, draft_forces = evaluate_checked(self.draft, positions, role="draft", first_step=self.step)
             counter.stats.time_draft_s += time.perf_counter() - t0
             counter.stats.draft_calls += 1
-            self.correction = target_forces[0] - draft_forces[0]
+            self.draft_correction.observe(positions, target_forces, draft_forces)
+            self._correction_primed = True
 
     def _mean_shift(self, target_forces: np.ndarray, draft_forces: np.ndarray,
                     correction: np.ndarray | None) -> np.ndarray:
@@ -141,10 +168,12 @@ class SpeculativeSampler(Simulation):
         return mean_target + self.constants.noise_scale * reflect(noise, delta)
 
     def _draft_step(self, j: int, positions: np.ndarray, momenta: np.ndarray, step: int,
-                    correction: np.ndarray | None, forces: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+                    forces: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Draft ABOBA step ``step`` into buffer slot j; returns the drafted (positions, momenta).
 
-        ``forces``: the raw draft forces at the half-step position, when already known (1, N, 3).
+        The draft force is F_draft + the draft correction (frozen for the round) at the
+        half-step position; the correction applied is kept per slot, so verification uses
+        exactly the proposal's mean. ``forces``: raw draft forces there when already known (1, N, 3).
         """
         k = self.constants
         half = half_step_position(positions, momenta, k)
@@ -153,7 +182,11 @@ class SpeculativeSampler(Simulation):
         self._half[j] = half
         self._draft_forces[j] = forces[0]
         self._prev_momenta[j] = momenta
-        drift = forces[0] if correction is None else forces[0] + correction
+        if self.draft_correction is None:
+            drift = forces[0]
+        else:
+            self._applied[j] = self.draft_correction.correction(half)
+            drift = forces[0] + self._applied[j]
         noise = self.rng.normal(step, half.shape)
         self._noise[j] = noise
         momenta = next_momenta(momentum_mean(momenta, drift, k), noise, k)
@@ -162,14 +195,18 @@ class SpeculativeSampler(Simulation):
         self._new_positions[j] = positions
         return positions, momenta
 
-    def _couple_slot(self, j: int, step: int, target_force: np.ndarray, correction: np.ndarray | None) -> bool:
+    def _couple_slot(self, j: int, step: int, target_force: np.ndarray, record_label: bool = True) -> bool:
         """Verify the step drafted in buffer slot j against the target force (N, 3) at its half-step position.
 
         Accept with the reflection maximal coupling (acceptance draw keyed by ``step``); on
-        rejection overwrite the slot's momenta and positions with the repaired ones. Returns
-        whether the drafted step was accepted.
+        rejection overwrite the slot's momenta and positions with the repaired ones. The step's
+        target label joins the round's labels (unless ``record_label`` is False: a bonus step,
+        whose label ``_draft_bonus`` already observed). Returns whether the step was accepted.
         """
-        delta = self._mean_shift(target_force[None], self._draft_forces[j:j + 1], correction)
+        applied = None if self.draft_correction is None else self._applied[j:j + 1]
+        delta = self._mean_shift(target_force[None], self._draft_forces[j:j + 1], applied)
+        if self.draft_correction is not None and record_label:
+            self._round_labels.append((self._half[j].copy(), target_force.copy(), self._draft_forces[j].copy()))
         if self.rng.log_uniform(step) <= log_acceptance_ratio(self._noise[j:j + 1], delta)[0]:
             return True
         repaired = self._repair(self._prev_momenta[j], target_force, self._noise[j], delta[0])
@@ -177,23 +214,29 @@ class SpeculativeSampler(Simulation):
         self._new_positions[j] = end_position(self._half[j], repaired, self.constants)
         return False
 
+    def _end_round(self) -> None:
+        """The round ended (rejection or bonus step): the correction learns from its labels."""
+        if self.draft_correction is not None and self._round_labels:
+            positions, target_forces, draft_forces = (np.array(c) for c in zip(*self._round_labels))
+            self.draft_correction.observe(positions, target_forces, draft_forces)
+        self._round_labels = []
+        self.round_left = self.lookahead
+
     def _draft_bonus(self, j: int, positions: np.ndarray, momenta: np.ndarray, step: int,
-                     target_force: np.ndarray) -> np.ndarray | None:
+                     target_force: np.ndarray) -> None:
         """Draft the bonus step into slot j once the target force at its half-step position is known.
 
-        With EC it is drafted with the freshest correction, the residual at its own half-step
-        position (so the draft mean equals the target mean); it is then coupled like any other
-        step, so its outcome never depends on where a round boundary fell. Returns the correction.
+        Its label is observed first, so the round ends and the correction learns from it before the
+        bonus step is drafted (for constant EC: the residual at its own half-step position, so
+        the draft mean equals the target mean); the step is then coupled like any other step, so
+        its outcome never depends on where a round boundary fell.
         """
         half = half_step_position(positions, momenta, self.constants)
         _, forces = evaluate_checked(self.draft, half[None], role="draft", first_step=step)
-        correction = target_force - forces[0] if self.error_correction else None
-        self._draft_step(j, positions, momenta, step, correction, forces)
-        return correction
-
-    def _residual(self, j: int, target_force: np.ndarray) -> np.ndarray | None:
-        """The EC correction of the round that starts after the step in slot j (None without EC)."""
-        return target_force - self._draft_forces[j] if self.error_correction else None
+        if self.draft_correction is not None:
+            self._round_labels.append((half.copy(), target_force.copy(), forces[0].copy()))
+        self._end_round()
+        self._draft_step(j, positions, momenta, step, forces)
 
     def _advance(self, max_steps: int, counter: StatsCounter) -> StepBlock:
         try:
@@ -209,7 +252,6 @@ class SpeculativeSampler(Simulation):
         n_draft = min(self.round_left, max_steps)  # a round cut short by the end of run() resumes later
         bonus = max_steps > n_draft  # room for the bonus step after the round's drafted steps
         n = self.step
-        correction = self.correction if self.error_correction else None
         stats = counter.stats
         bonus_draft_s = 0.0
 
@@ -217,7 +259,7 @@ class SpeculativeSampler(Simulation):
         t0 = time.perf_counter()
         positions, momenta = self.positions, self.momenta
         for j in range(n_draft):
-            positions, momenta = self._draft_step(j, positions, momenta, n + j + 1, correction)
+            positions, momenta = self._draft_step(j, positions, momenta, n + j + 1)
         n_eval = n_draft + 1 if bonus else n_draft
         if bonus:
             self._half[n_draft] = half_step_position(positions, momenta, k)
@@ -236,7 +278,7 @@ class SpeculativeSampler(Simulation):
         # 3. Verify in order with the coupling; stop at the first rejection (repaired in its slot).
         n_accepted = n_draft
         for j in range(n_draft):
-            if not self._couple_slot(j, n + j + 1, target_forces[j], correction):
+            if not self._couple_slot(j, n + j + 1, target_forces[j]):
                 n_accepted = j
                 break
         counter.record_round(min(n_accepted + 1, n_draft), n_accepted)
@@ -249,11 +291,11 @@ class SpeculativeSampler(Simulation):
         elif bonus:
             # Bonus step: its target force is already known; draft it now and couple it.
             t_bonus = time.perf_counter()
-            correction = self._draft_bonus(last, positions, momenta, n + last + 1, target_forces[last])
+            self._draft_bonus(last, positions, momenta, n + last + 1, target_forces[last])
             stats.draft_calls += 1
             bonus_draft_s = time.perf_counter() - t_bonus
             stats.time_draft_s += bonus_draft_s
-            self._couple_slot(last, n + last + 1, target_forces[last], correction)
+            self._couple_slot(last, n + last + 1, target_forces[last], record_label=False)
             stats.target_steps += 1
             kinds = np.full(n_accepted + 1, StepKind.ACCEPTED, dtype=np.int8)
             kinds[-1] = StepKind.TARGET
@@ -263,13 +305,11 @@ class SpeculativeSampler(Simulation):
         n_new = last + 1
         stats.time_verification_s += time.perf_counter() - t2 - bonus_draft_s
 
-        # 4. The next round: after a rejection or a bonus step a new round starts, drafting with
-        # the residual at the half-step position of the step that ended this one; a round cut
-        # short by the end of run() keeps its correction and continues in the next call.
-        if n_accepted < n_draft or bonus:
-            self.round_left = self.lookahead
-            self.correction = self._residual(last, target_forces[last])
-        else:
+        # 4. A rejection ends the round (the correction learns from its labels; the bonus step
+        # already did that); a round cut short by the end of run() continues in the next call.
+        if n_accepted < n_draft:
+            self._end_round()
+        elif not bonus:
             self.round_left -= n_draft
         return StepBlock(self._new_positions[:n_new].copy(), self._new_momenta[:n_new].copy(),
                          energies[:n_new].copy(), kinds)

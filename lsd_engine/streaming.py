@@ -81,9 +81,8 @@ class StreamingScheduler:
             self.reset()
         end = s.step + max_steps
         self._positions, self._momenta = s.positions, s.momenta
-        self._round_left, self._correction = s.round_left, s.correction
         self._out: list[tuple[np.ndarray, np.ndarray, float, int]] = []
-        stats = counter.stats
+        stats = self._stats = counter.stats
         while True:
             self._dispatch(counter)
             entry = self._ready()
@@ -107,7 +106,6 @@ class StreamingScheduler:
             running = [e.job for e in self.pending if e.job is not None and not e.job.done()]
             s.executor.wait_any(running)
             stats.time_target_s += time.perf_counter() - t0
-        s.round_left, s.correction = self._round_left, self._correction
         positions, momenta, energies, kinds = zip(*self._out)
         return StepBlock(np.array(positions), np.array(momenta), np.array(energies),
                          np.array(kinds, dtype=np.int8))
@@ -128,14 +126,15 @@ class StreamingScheduler:
             depth = 1 if last.depth == k + 1 else last.depth + 1
             positions, momenta = s._new_positions[last.slot].copy(), s._new_momenta[last.slot].copy()
         else:
-            depth = k - self._round_left + 1
+            depth = k - s.round_left + 1
             positions, momenta = self._positions, self._momenta
-        if depth == k + 1 and s.error_correction:
+        if depth == k + 1 and s.draft_correction is not None:
             # The bonus step's draft needs the target force at its half-step position: send that alone.
             s._half[slot] = half_step_position(positions, momenta, s.constants)
             self.pending.append(_Entry(step, slot, depth, False, (positions, momenta)))
         else:
-            s._draft_step(slot, positions, momenta, step, self._correction)
+            s._draft_step(slot, positions, momenta, step)
+            self._stats.draft_calls += 1
             self.pending.append(_Entry(step, slot, depth, True))
 
     def _dispatch(self, counter: StatsCounter) -> None:
@@ -169,33 +168,32 @@ class StreamingScheduler:
         force = forces[0]
         self.pending.remove(entry)
         if entry.depth <= k:
-            accepted = s._couple_slot(entry.slot, entry.step, force, self._correction)
+            accepted = s._couple_slot(entry.slot, entry.step, force)
             self._seg_verified += 1
             self._seg_open = True
             if accepted:
                 self._seg_accepted += 1
                 stats.accepted_steps += 1
-                self._round_left -= 1
+                s.round_left -= 1
                 kind = StepKind.ACCEPTED
             else:
                 stats.repaired_steps += 1
                 kind = StepKind.REPAIRED
+                s._end_round()  # the correction learns from the round's labels, the rejected one last
         else:
-            if not entry.drafted:  # EC bonus: draft it now with the residual at its own position
+            if not entry.drafted:  # with a correction: draft the bonus now that its target force is known
                 t0 = time.perf_counter()
-                correction = s._draft_bonus(entry.slot, *entry.start, entry.step, force)
+                s._draft_bonus(entry.slot, *entry.start, entry.step, force)  # ends the round
                 drafting_s = time.perf_counter() - t0
                 stats.time_draft_s += drafting_s
                 stats.draft_calls += 1
             else:
-                correction = None
-            accepted = s._couple_slot(entry.slot, entry.step, force, correction)
+                s._end_round()
+            accepted = s._couple_slot(entry.slot, entry.step, force, record_label=False)
             stats.target_steps += 1
             kind = StepKind.TARGET
         if kind != StepKind.ACCEPTED:  # the round ends here: a new one starts from this step
             self._close_segment(counter)
-            self._round_left = k
-            self._correction = s._residual(entry.slot, force)
         if not accepted:
             self._cancel_newer(entry)
         self._positions = s._new_positions[entry.slot].copy()

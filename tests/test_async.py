@@ -79,9 +79,9 @@ def test_async_reproduces_sync_bit_for_bit_with_the_same_statistics(executor, lo
         np.testing.assert_array_equal(got.stats.acceptance_by_depth, want.stats.acceptance_by_depth)
         assert got.stats.target_evaluations >= got.stats.n_steps  # one state per job, wasted ones included
     assert streamed.round_left == sync.round_left
-    assert (streamed.correction is None) == (sync.correction is None) == (not error_correction)
+    assert (streamed.draft_correction is None) == (sync.draft_correction is None) == (not error_correction)
     if error_correction:
-        np.testing.assert_array_equal(streamed.correction, sync.correction)
+        np.testing.assert_array_equal(streamed.draft_correction.residual, sync.draft_correction.residual)
 
 
 @pytest.mark.parametrize("error_correction", [False, True])
