@@ -1,6 +1,7 @@
 """LSD vs plain target MD on real pairs, via `lsd bench`'s engine; writes one JSON per case.
 
 Usage: python benchmarks/bench_speedup.py [--only NAME ...] [--steps 400] [--out benchmarks/results]
+(a script that starts dask workers: keep the __main__ guard)
 Then:  python benchmarks/make_report.py   (tables + plots into README.md and benchmarks/results/)
 """
 
@@ -22,6 +23,8 @@ CASES: dict[str, tuple[dict, float]] = {
                              hydrogen_mass_amu=3.0), 1.0),
     "gfn1_batched_gamma10": (dict(ALANINE, target="gfn1-xtb-batched", friction_per_ps=10.0, lookahead=4), 0.5),
     "gfn2_tblite_gamma10": (dict(ALANINE, target="gfn2-xtb", friction_per_ps=10.0, lookahead=4), 0.5),
+    "gfn2_tblite_async_2workers": (dict(ALANINE, target="gfn2-xtb", friction_per_ps=10.0, lookahead=4,
+                                        executor="dask", workers=2, mode="async"), 0.5),
 }
 
 #: the lookahead scan of the main pair (speedup vs K plot)

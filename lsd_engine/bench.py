@@ -69,12 +69,22 @@ def run_benchmark(config: RunConfig, repeats: int = 3, ase_steps: int | None = N
         raise ValueError(f"repeats must be at least 1, got {repeats}")
     atoms = build_system(config.system, config.hydrogen_mass_amu)
     draft, target = build_models(config, atoms)
+    executor = build_executor(config)
+    try:
+        return _interleaved(config, atoms, draft, target, executor, repeats, ase_steps, log)
+    finally:
+        if executor is not None:
+            executor.close()
+
+
+def _interleaved(config: RunConfig, atoms: Atoms, draft: ForceModel, target: ForceModel, executor,
+                 repeats: int, ase_steps: int | None, log) -> dict[str, Any]:
     params = config.params()
     block = max(1, config.steps // repeats)
     md = LangevinMD(atoms, target, params, seed=config.seed)
     lsd = SpeculativeSampler(atoms, draft, target, params, lookahead=config.lookahead,
                              error_correction=config.error_correction, seed=config.seed,
-                             executor=build_executor(config))
+                             executor=executor, mode=config.mode)
     md.run(5)  # warm-up: first calls, lazy initialisation, allocations for both batch sizes
     lsd.run(3 * (config.lookahead + 1))
     md_rates, lsd_rates, lsd_stats = [], [], []

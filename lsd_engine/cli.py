@@ -110,26 +110,31 @@ def command_run(args: argparse.Namespace) -> int:
     output = _writable_folder(Path(config.output))
     atoms = build_system(config.system, config.hydrogen_mass_amu)
     draft, target = build_models(config, atoms)
-    sampler = SpeculativeSampler(atoms, draft, target, config.params(), lookahead=config.lookahead,
-                                 error_correction=config.error_correction, seed=config.seed,
-                                 executor=build_executor(config))
-    checkpoint = output / "checkpoint.npz"
-    if args.resume:
-        sampler.load_checkpoint(checkpoint)
-        print(f"resuming at step {sampler.step} from {checkpoint}")
-    remaining = config.steps - sampler.step
-    if remaining <= 0:
-        print(f"nothing to do: the run is already at step {sampler.step} of {config.steps}")
-        return 0
-    (output / "config.json").write_text(json.dumps(config.to_dict(), indent=2))
+    executor = build_executor(config)
     try:
-        result = sampler.run(remaining, stride=config.stride, trajectory=output / "trajectory.traj",
-                             append=args.resume, checkpoint=checkpoint, checkpoint_every=args.checkpoint_every,
-                             summary=output / "summary.json", progress=True)
-    except KeyboardInterrupt:
-        print(f"\ninterrupted at step {sampler.step}; trajectory and checkpoint are in {output}. "
-              f"Continue with: lsd run --resume --output {output} --steps {config.steps} ...", file=sys.stderr)
-        return 130
+        sampler = SpeculativeSampler(atoms, draft, target, config.params(), lookahead=config.lookahead,
+                                     error_correction=config.error_correction, seed=config.seed,
+                                     executor=executor, mode=config.mode)
+        checkpoint = output / "checkpoint.npz"
+        if args.resume:
+            sampler.load_checkpoint(checkpoint)
+            print(f"resuming at step {sampler.step} from {checkpoint}")
+        remaining = config.steps - sampler.step
+        if remaining <= 0:
+            print(f"nothing to do: the run is already at step {sampler.step} of {config.steps}")
+            return 0
+        (output / "config.json").write_text(json.dumps(config.to_dict(), indent=2))
+        try:
+            result = sampler.run(remaining, stride=config.stride, trajectory=output / "trajectory.traj",
+                                 append=args.resume, checkpoint=checkpoint, checkpoint_every=args.checkpoint_every,
+                                 summary=output / "summary.json", progress=True)
+        except KeyboardInterrupt:
+            print(f"\ninterrupted at step {sampler.step}; trajectory and checkpoint are in {output}. "
+                  f"Continue with: lsd run --resume --output {output} --steps {config.steps} ...", file=sys.stderr)
+            return 130
+    finally:
+        if executor is not None:
+            executor.close()
     s = result.stats
     print(f"done: {sampler.step} steps, acceptance {s.acceptance_rate:.3f}, {s.steps_per_round:.2f} steps per "
           f"target call, {s.steps_per_s:.1f} steps/s; wrote {output}/trajectory.traj, summary.json, checkpoint.npz")
