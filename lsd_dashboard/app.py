@@ -143,7 +143,7 @@ class Dashboard(pn.viewable.Viewer):
         integer = pn.widgets.IntInput.from_param
         return [
             pn.Row(*self.buttons.values(), sizing_mode="stretch_width"),
-            status, error,
+            status, error, self._background_runs(),
             pn.Card(
                 pn.widgets.Select.from_param(p.system, name="System", css_classes=["lsd-system"]),
                 pn.pane.Markdown("or upload a PDB / XYZ file:", margin=(0, 10)), self.upload,
@@ -172,6 +172,8 @@ class Dashboard(pn.viewable.Viewer):
                 integer(p.seed, name="Seed"),
                 pn.widgets.Checkbox.from_param(p.reference, name="Run plain target MD alongside (reference)"),
                 pn.widgets.Checkbox.from_param(p.keep_running, name="Keep running when this tab is closed"),
+                pn.widgets.TextInput.from_param(p.output_dir, name="Results folder for a background run",
+                                                placeholder="./lsd-dashboard-runs/<start time>"),
                 title="Run", sizing_mode="stretch_width"),
             pn.Card(
                 num(p.block_seconds, name="Seconds per streamed block", step=0.5),
@@ -183,6 +185,14 @@ class Dashboard(pn.viewable.Viewer):
                 title="Advanced", collapsed=True, sizing_mode="stretch_width"),
             pn.Card(downloads_row, title="Download", sizing_mode="stretch_width"),
         ]
+
+    @staticmethod
+    def _background_runs() -> pn.pane.Alert:
+        """Runs on this server that outlived their page (``keep_running``) and where their results go."""
+        lines = [f"- started {run.started_at}: {run.status}, {run.data.lsd.n_steps} LSD steps → {run.output_dir}"
+                 for run in RunController.background]
+        return pn.pane.Alert("**Background runs on this server**\n" + "\n".join(lines), alert_type="secondary",
+                             visible=bool(lines), sizing_mode="stretch_width")
 
     def _main(self) -> pn.Tabs:
         v = self.views.panels

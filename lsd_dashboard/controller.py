@@ -16,6 +16,7 @@ import math
 import threading
 import time
 import traceback
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -36,7 +37,7 @@ CONFIG_PARAMETERS = (
     "system", "structure_path", "draft", "target", "draft_options", "target_options", "temperature_K",
     "timestep_fs", "friction_per_ps", "hydrogen_mass_amu", "lookahead", "error_correction", "mode",
     "executor", "n_workers", "scheduler_address", "n_steps", "seed", "reference", "reference_share",
-    "block_seconds", "save_stride", "keep_running",
+    "block_seconds", "save_stride", "keep_running", "output_dir",
 )
 
 MAX_BLOCK_STEPS = 100_000
@@ -78,7 +79,10 @@ class RunController(param.Parameterized):
                                      "Each block boundary that falls inside a fully accepted round costs one "
                                      "extra target call, so very short blocks lower the speedup.")
     save_stride = param.Integer(default=10, bounds=(1, None), doc="Keep every n-th frame for download.")
-    keep_running = param.Boolean(default=False, doc="Keep running when the browser tab is closed.")
+    keep_running = param.Boolean(default=False, doc="Keep running when the browser tab is closed; the results "
+                                                     "are then written to output_dir when the run ends.")
+    output_dir = param.String(default="", doc="Server folder for the results of a run that outlives its tab "
+                                              "(default: ./lsd-dashboard-runs/<start time>).")
 
     # -- state (set by the controller) ----------------------------------------
     status = param.Selector(default="idle", objects=["idle", "starting", "running", "paused", "stopping",
@@ -90,9 +94,14 @@ class RunController(param.Parameterized):
     steps_done = param.Integer(default=0)
     reference_steps_done = param.Integer(default=0)
 
+    #: Runs that went on after their page closed (``keep_running``), newest last.
+    background: list["RunController"] = []
+
     def __init__(self, **params: Any):
         super().__init__(**params)
         self.data = RunData()
+        self.detached = False
+        self.started_at = ""
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self._resume = threading.Event()
@@ -186,6 +195,8 @@ class RunController(param.Parameterized):
             return False
         self._stop.clear()
         self._resume.set()
+        self.detached = False
+        self.started_at = time.strftime("%Y%m%d-%H%M%S")
         self.data = RunData(config=self.config())
         self.param.update(status="starting", error="", steps_done=0, reference_steps_done=0,
                           message="Building the system and models…")
@@ -225,9 +236,27 @@ class RunController(param.Parameterized):
         return self
 
     def session_closed(self) -> None:
-        """The browser tab went away: stop unless the user asked to keep running."""
+        """The browser tab went away: stop, unless the user asked to keep running; then the run goes on
+        in the background and writes its results to ``output_dir`` when it ends."""
         if not self.keep_running:
             self.stop()
+        elif self.running and not self.detached:
+            self.detached = True
+            if not self.output_dir:
+                self.output_dir = str(Path.cwd() / "lsd-dashboard-runs" / self.started_at)
+            RunController.background.append(self)
+
+    def save(self, folder: str | Path) -> Path:
+        """Write the trajectory (extended XYZ), statistics (JSON) and plots (PNG) of the run to ``folder``."""
+        from . import downloads
+
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "lsd-stats.json").write_text(downloads.stats_json(self.data))
+        (folder / "lsd-plots.png").write_bytes(downloads.plots_png(self.data))
+        if self.data.lsd.frames["steps"]:
+            (folder / "lsd-trajectory.extxyz").write_bytes(downloads.trajectory_bytes(self.data))
+        return folder
 
     # -- the run thread -------------------------------------------------------------
     def _models(self, atoms: Atoms, cfg: dict[str, Any]) -> tuple[Any, Any]:
@@ -278,6 +307,15 @@ class RunController(param.Parameterized):
                     close_executor()
                 except Exception:  # noqa: BLE001 - closing a cluster must not hide the run's outcome
                     pass
+            if self.detached:
+                self._save_detached()
+
+    def _save_detached(self) -> None:
+        try:
+            folder = self.save(self.output_dir)
+            self.message += f" Results written to {folder}."
+        except Exception as exc:  # noqa: BLE001 - report, the run itself is over
+            self.message += f" Writing the results to {self.output_dir} failed: {exc}"
 
     def _loop(self, sampler: SpeculativeSampler, reference: LangevinMD | None, cfg: dict[str, Any]) -> None:
         data = self.data

@@ -179,6 +179,8 @@ class LiveViews:
 
     @staticmethod
     def _observables_html(data: RunData) -> str:
+        if data.atoms is None:
+            return "<p>Press <b>Start</b>: the Ramachandran plots of the LSD run and of plain target MD fill in here.</p>"
         if not data.has_dihedrals:
             return "<p>No backbone dihedrals in this system: no Ramachandran comparison.</p>"
         js = data.js_divergence()
@@ -232,6 +234,8 @@ class LiveViews:
         self._push(rows, history, last, depth, timing, hists)
         self.numbers.object = self._numbers_html(numbers)
         self.observables.object = observables_html
+        # In a notebook, edits to Bokeh models must be pushed explicitly (a no-op in a served page).
+        pn.io.push_notebook(*(pane for pane in self.panels.values() if isinstance(pane, pn.pane.Bokeh)))
         return True
 
     @staticmethod

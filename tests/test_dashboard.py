@@ -8,6 +8,7 @@ import json
 import math
 import time
 from functools import partial
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -106,18 +107,25 @@ def test_pause_resume_stop_keep_the_data():
     assert not c.start() or c.stop(wait=True) is None  # a stopped run can be restarted
 
 
-def test_closing_the_tab_stops_only_when_not_asked_to_keep_running():
+def test_closing_the_tab_stops_unless_asked_to_keep_running(tmp_path):
     slow = FunctionModel(_slow(morse_cluster), name="slow morse")
     c = RunController(n_steps=100_000, block_seconds=0.05).use(atoms=_cluster(), draft=_draft(), target=slow)
-    c.keep_running = True
+    c.start()
+    assert _wait_for(lambda: c.steps_done > 0)
+    c.session_closed()
+    assert c.wait(30) and c.status == "stopped" and not c.detached
+    # asked to keep running: it goes on without its page and writes its results when it ends
+    c.param.update(keep_running=True, output_dir=str(tmp_path / "run"), n_steps=300)
     c.start()
     assert _wait_for(lambda: c.steps_done > 0)
     c.session_closed()
     time.sleep(0.2)
-    assert c.running
-    c.keep_running = False
-    c.session_closed()
-    assert c.wait(30) and c.status == "stopped"
+    assert c.running and c in RunController.background
+    assert c.wait(60) and c.status == "finished"
+    assert {p.name for p in (tmp_path / "run").iterdir()} == {"lsd-stats.json", "lsd-plots.png",
+                                                              "lsd-trajectory.extxyz"}
+    assert "Results written to" in c.message
+    RunController.background.remove(c)
 
 
 def test_model_error_is_a_readable_message_and_the_data_so_far_is_kept():
@@ -172,6 +180,17 @@ def test_real_registry_models_and_ramachandran():
     assert math.isfinite(data.js_divergence())
     assert set(data.lsd.basin_populations()) == {"C7eq", "C5", "alphaR", "C7ax", "alphaL"}
     assert len(data.lsd.saved_frames()["steps"]) == 1 + 120 // 5
+
+
+def test_dask_executor_and_async_mode_from_the_dashboard():
+    pytest.importorskip("openmm")
+    pytest.importorskip("distributed")
+    c = RunController(target="amber14", target_options="solvent='implicit'", n_steps=40, block_seconds=0.2,
+                      executor=choices.LOCAL_DASK, n_workers=1, mode="async")
+    assert c.problems == "", c.problems
+    c.run_blocking(timeout=180)
+    assert c.status == "finished", c.error
+    assert c.data.lsd.n_steps == 40 and c.data.lsd.stats.target_calls > 0
 
 
 # -- views ------------------------------------------------------------------------------
@@ -250,6 +269,22 @@ def test_downloads_trajectory_stats_and_plots():
     assert downloads.plots_png(c.data).startswith(b"\x89PNG")
     with pytest.raises(ValueError, match="no frames"):
         downloads.trajectory_bytes(RunController().data)
+
+
+def test_uploading_a_structure_selects_it(tmp_path):
+    import panel as pn
+
+    from lsd_dashboard.app import Dashboard
+
+    pdb = (Path(choices.__file__).resolve().parents[1] / "lsd_engine" / "data" / "alanine_dipeptide.pdb")
+    dashboard = Dashboard(RunController())
+    pn.panel(dashboard).get_root()
+    dashboard.upload.filename = "my peptide.pdb"
+    dashboard.upload.value = pdb.read_bytes()
+    c = dashboard.controller
+    assert c.system == choices.UPLOADED and Path(c.structure_path).name == "my peptide.pdb"
+    assert Path(c.structure_path).read_bytes() == pdb.read_bytes()
+    assert len(c.build_atoms()) == 22 and c.problems == ""
 
 
 def test_query_arguments_set_the_run():
