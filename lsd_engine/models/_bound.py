@@ -10,6 +10,7 @@ import numpy as np
 from ase import Atoms, units
 
 from ..errors import LSDError
+from ..systems import system_info
 from .base import ForceModel
 
 #: OpenMM kJ/mol -> eV, and kJ/mol/nm -> eV/Å (ASE's CODATA constants).
@@ -32,11 +33,6 @@ def require(module: str, model: str, install: str) -> Any:
         raise MissingBackendError(
             f"model {model!r} needs the Python package {module.split('.')[0]!r}, which is not importable "
             f"({exc}). Install it with:  pip install {install}") from exc
-
-
-def system_options(atoms: Atoms) -> dict[str, Any]:
-    info = atoms.info.get("lsd_system")
-    return dict(info) if isinstance(info, dict) else {}
 
 
 class BoundModel(ForceModel):
@@ -62,7 +58,7 @@ class BoundModel(ForceModel):
         self.n_atoms = len(atoms)
         self.numbers = np.asarray(atoms.numbers, dtype=np.int64).copy()
         self.periodic = bool(np.any(atoms.pbc))
-        self.system = system_options(atoms)
+        self.system_info = system_info(atoms)  # atoms.info["lsd_system"] at binding time
         self._recipe: tuple[str, Atoms, dict[str, Any]] | None = None
 
     def evaluate(self, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

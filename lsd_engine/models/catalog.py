@@ -62,7 +62,7 @@ register(ModelSpec(
     batched=False, package="ase", install="ase",
     description="ASE's effective medium theory, the classical draft for fcc metals (fitted for Al, Cu, Ag, Au, "
                 "Ni, Pd, Pt; its H, C, N, O parameters are rough).",
-    cost_note="Cu 32 atoms: 0.15 ms",
+    cost_note="Cu 32 atoms, 1 thread: 3-7 ms (pure Python)",
     factory=_lazy("ase_models", "make_emt")))
 
 register(ModelSpec(
@@ -79,7 +79,7 @@ register(ModelSpec(
     description="ANI-1x 8-network ensemble (wB97X/6-31G(d)) through torchani, loaded from the files in the "
                 "torchani 2.2.4 wheel (no download); a whole batch in one torch call, forces by autograd. "
                 "model_index=i gives one network (a cheaper draft).",
-    cost_note="alanine dipeptide fp32, 1 thread: 12 ms per call, 27 ms for a batch of 9",
+    cost_note="alanine dipeptide fp32, 1 thread: 12-30 ms per call, 27-54 ms for a batch of 9",
     factory=_lazy("ani", "make_ani1x")))
 
 register(ModelSpec(
@@ -87,21 +87,21 @@ register(ModelSpec(
     batched=False, package="tblite", install="tblite",
     description="GFN2-xTB through tblite (ALPB water when the system is tagged implicit); one SCF per "
                 "configuration from a fixed guess.",
-    cost_note="alanine dipeptide, 1 thread: 8-17 ms per configuration (9 cost 9x)",
+    cost_note="alanine dipeptide, 1 thread: 8-19 ms per configuration (9 cost 9x)",
     factory=_lazy("xtb", "make_gfn2_xtb")))
 
 register(ModelSpec(
-    name="gfn1-xtb-batched", role="target", cost="expensive", elements=_XTB_ELEMENTS, periodic=False,
+    name="gfn1-xtb-batched", role="target", cost="moderate", elements=_XTB_ELEMENTS, periodic=False,
     nonperiodic=True, batched=True, package="dxtb", install="'dxtb[libcint]'",
     description="GFN1-xTB in PyTorch (dxtb), conformer batches in one SCF (batch_mode=2), forces by autograd.",
-    cost_note="alanine dipeptide, 1 thread: 64 ms single, 0.56 s for a batch of 9",
+    cost_note="alanine dipeptide, 1 thread: 64-180 ms single, 0.56-0.87 s for a batch of 9",
     factory=_lazy_dxtb("gfn1")))
 
 register(ModelSpec(
     name="gfn2-xtb-batched", role="target", cost="expensive", elements=_XTB_ELEMENTS, periodic=False,
     nonperiodic=True, batched=True, package="dxtb", install="'dxtb[libcint]'",
     description="GFN2-xTB in PyTorch (dxtb + tad-libcint), conformer batches in one SCF, forces by autograd.",
-    cost_note="alanine dipeptide, 1 thread: 0.2 s single, 0.95 s for a batch of 9",
+    cost_note="alanine dipeptide, 1 thread: 0.2-0.6 s single, 0.95-1.3 s for a batch of 9",
     factory=_lazy_dxtb("gfn2")))
 
 register(ModelSpec(
@@ -109,7 +109,7 @@ register(ModelSpec(
     nonperiodic=True, batched=True, package="sevenn", install="sevenn",
     description="SevenNet-0 universal potential (weights bundled in the sevenn wheel; PBE/MPtrj); a batch is "
                 "one torch_geometric Batch through the model.",
-    cost_note="Cu 32 atoms, 1 CPU thread: 0.37 s per configuration; batching gains nothing on CPU",
+    cost_note="Cu 32 atoms, 1 CPU thread: 0.37-0.83 s per configuration; batching gains nothing on CPU",
     factory=_lazy("materials", "make_sevennet")))
 
 register(ModelSpec(

@@ -8,6 +8,7 @@ import numpy as np
 from ase import Atoms
 
 from ..errors import LSDError
+from ..systems import system_info
 from ._bound import KJ_PER_MOL_IN_EV, KJ_PER_MOL_NM_IN_EV_PER_A, BoundModel, require
 
 INSTALL = "openmm"
@@ -33,7 +34,7 @@ class OpenMMModel(BoundModel):
         for index in reversed(range(system.getNumForces())):
             if isinstance(system.getForce(index), mm.CMMotionRemover):
                 system.removeForce(index)
-        self.system = system
+        self.system = system  # the openmm.System
         self.platform_name = platform
         plat = mm.Platform.getPlatformByName(platform)
         self.context = mm.Context(system, mm.VerletIntegrator(0.001), plat, dict(platform_properties or {}))
@@ -59,7 +60,7 @@ def _topology_from(atoms: Atoms, name: str, topology: Any, pdb: str | None):
     app = require("openmm.app", name, INSTALL)
     if topology is not None:
         return topology
-    path = pdb or atoms.info.get("lsd_system", {}).get("topology_file")
+    path = pdb or system_info(atoms).get("topology_file")
     if not path:
         raise LSDError(
             f"model {name!r} needs a topology (residues and bonds): build the system with "
@@ -86,7 +87,7 @@ def make_amber14(atoms: Atoms, solvent: str | None = None, topology: Any = None,
     app = require("openmm.app", name, INSTALL)
     unit = require("openmm.unit", name, INSTALL)
     periodic = bool(np.any(atoms.pbc))
-    solvent = solvent or atoms.info.get("lsd_system", {}).get("solvent") or ("explicit" if periodic else "vacuum")
+    solvent = solvent or system_info(atoms).get("solvent") or ("explicit" if periodic else "vacuum")
     if solvent not in ("vacuum", "implicit", "explicit"):
         raise LSDError(f"{name}: solvent must be 'vacuum', 'implicit' or 'explicit', got {solvent!r}")
     if (solvent == "explicit") != periodic:

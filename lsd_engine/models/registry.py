@@ -37,8 +37,8 @@ class ModelSpec:
     """What a registered model is and what it supports.
 
     role: "draft", "target" or "draft or target" (a hint, not a restriction).
-    cost: "cheap" (< 1 ms per call for ~20-30 atoms on 2 CPU cores), "moderate"
-      (1-50 ms) or "expensive" (> 50 ms); ``cost_note`` gives the measurement.
+    cost: "cheap" (< 5 ms per call for ~20-30 atoms on one CPU core), "moderate"
+      (5-100 ms) or "expensive" (> 100 ms); ``cost_note`` gives the measurement.
     elements: chemical symbols supported, or None when any element the backend
       knows (the backend checks at creation).
     periodic / nonperiodic: which boundary conditions work.

@@ -19,6 +19,7 @@ import numpy as np
 from ase import Atoms
 
 from ..errors import LSDError
+from ..systems import system_info
 from ._bound import BoundModel, require
 
 INSTALL = "fairchem-core"
@@ -39,6 +40,20 @@ def _weights_error(name: str, reason: str) -> LSDError:
                     + HOW_TO_PROVIDE_WEIGHTS.format(name=name))
 
 
+def _cached(name: str, pretrained_mlip: Any) -> bool:
+    """Whether fairchem's Hugging Face cache already holds the checkpoint of a registered name."""
+    try:
+        from fairchem.core._config import CACHE_DIR
+        from huggingface_hub import try_to_load_from_cache
+
+        ckpt = pretrained_mlip._MODEL_CKPTS.checkpoints[name]  # fairchem's registry of names
+        filename = f"{ckpt.subfolder}/{ckpt.filename}" if ckpt.subfolder else ckpt.filename
+        found = try_to_load_from_cache(ckpt.repo_id, filename, cache_dir=CACHE_DIR, revision=ckpt.revision)
+    except Exception:  # an internal layout we do not know: let fairchem try
+        return True
+    return isinstance(found, str) and os.path.isfile(found)
+
+
 def _resolve(name: str, pretrained_mlip: Any) -> str:
     """The local path of ``name``; a registered name is resolved only when it can be fetched."""
     if os.path.isfile(name):
@@ -48,14 +63,10 @@ def _resolve(name: str, pretrained_mlip: Any) -> str:
     if name not in pretrained_mlip.available_models:
         raise LSDError(f"uma: {name!r} is neither a checkpoint file nor a fairchem model name; names: "
                        f"{', '.join(pretrained_mlip.available_models)}")
-    from huggingface_hub import get_token, try_to_load_from_cache
-    from fairchem.core._config import CACHE_DIR
+    from huggingface_hub import get_token
 
-    ckpt = pretrained_mlip._MODEL_CKPTS.checkpoints[name]
-    filename = f"{ckpt.subfolder}/{ckpt.filename}" if ckpt.subfolder else ckpt.filename
-    cached = try_to_load_from_cache(ckpt.repo_id, filename, cache_dir=CACHE_DIR, revision=ckpt.revision)
-    if isinstance(cached, str) and os.path.isfile(cached):
-        return name  # fairchem resolves it from the cache (with its reference energies)
+    if _cached(name, pretrained_mlip):
+        return name  # fairchem resolves it from its cache (with its reference energies)
     if get_token() is None:
         raise _weights_error(name, "it is not in the fairchem cache and no Hugging Face token is configured")
     return name
@@ -104,7 +115,7 @@ class UMAModel(BoundModel):
             raise LSDError(f"uma: task {task!r} is not in this checkpoint; its tasks are {tasks} "
                            "(omol: molecules, omat: inorganic materials, oc20: catalysis, odac: MOFs, omc: molecular crystals)")
         self.task = task
-        info = atoms.info.get("lsd_system", {})
+        info = system_info(atoms)
         self.charge = int(info.get("charge", 0) if charge is None else charge)
         self.spin = int(info.get("spin", 1) if spin is None else spin)
         self._work = self.atoms.copy()

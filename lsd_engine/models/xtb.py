@@ -14,6 +14,7 @@ import numpy as np
 from ase import Atoms, units
 
 from ..errors import LSDError
+from ..systems import system_info
 from ._bound import BOHR_IN_A, HARTREE_IN_EV, HARTREE_PER_BOHR_IN_EV_PER_A, BoundModel, require
 
 TBLITE_INSTALL = "tblite"
@@ -22,7 +23,7 @@ XTB_ELEMENTS_MAX_Z = 86  # GFN1/GFN2 parametrise H-Rn
 
 
 def _charge_spin(atoms: Atoms, charge: int | None, spin: int | None) -> tuple[int, int]:
-    info = atoms.info.get("lsd_system", {})
+    info = system_info(atoms)
     charge = int(info.get("charge", 0) if charge is None else charge)
     spin = int(info.get("spin", 1) if spin is None else spin)
     if spin < 1:
@@ -34,7 +35,7 @@ def _implicit(atoms: Atoms, solvent: str | None) -> str | None:
     """The ALPB solvent name: explicit option, else 'water' when the system says implicit."""
     if solvent is not None:
         return None if solvent in ("", "none", "vacuum") else solvent
-    return "water" if atoms.info.get("lsd_system", {}).get("solvent") == "implicit" else None
+    return "water" if system_info(atoms).get("solvent") == "implicit" else None
 
 
 def _libgomp():
