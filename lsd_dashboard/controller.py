@@ -389,5 +389,5 @@ def describe_error(exc: BaseException) -> str:
     cause = exc.cause if isinstance(exc, RunBlockError) else exc
     text = f"{type(cause).__name__}: {exc}"
     if not isinstance(cause, (LSDError, ValueError, ImportError, OSError)):
-        text += "\n\n" + "".join(traceback.format_exception(cause)[-6:])
+        text += "\n\n```\n" + "".join(traceback.format_exception(cause)[-4:]).rstrip() + "\n```"
     return text

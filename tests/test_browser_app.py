@@ -9,6 +9,7 @@ and the browser console must show no errors.
 from __future__ import annotations
 
 import io
+import json
 import os
 import re
 import shutil
@@ -88,12 +89,18 @@ class PageWatch:
     """A page that records console errors and every request that would leave the machine."""
 
     def __init__(self, browser):
-        self.page = browser.new_page(viewport={"width": 1600, "height": 1300})
+        # tall enough that every view is on screen without scrolling (live plots never settle for it)
+        self.page = browser.new_page(viewport={"width": 1600, "height": 2700})
         self.errors: list[str] = []
         self.external: list[str] = []
         self.page.on("console", lambda m: self.errors.append(m.text) if m.type == "error" else None)
         self.page.on("pageerror", lambda e: self.errors.append(str(e)))
         self.page.route("**/*", self._route)
+        self.t0 = time.time()
+
+    def mark(self, what: str) -> None:
+        """Progress on stdout (pytest -s): where the time goes on a slow machine."""
+        print(f"[browser {time.time() - self.t0:6.1f}s] {what}", flush=True)
 
     def _route(self, route):
         url = route.request.url
@@ -124,11 +131,16 @@ def _value(text: str) -> float:
     return float(match.group()) if match else float("nan")
 
 
+def _shot(locator) -> bytes:
+    """A screenshot of the element's box (a page clip: live plots never count as "stable" elements)."""
+    return locator.page.screenshot(clip=locator.bounding_box())
+
+
 def _drawn(locator) -> float:
-    """Standard deviation of the element's screenshot pixels (0 for a blank area)."""
+    """Standard deviation of the element's pixels (0 for a blank area)."""
     from PIL import Image
 
-    image = np.asarray(Image.open(io.BytesIO(locator.screenshot())).convert("L"), dtype=float)
+    image = np.asarray(Image.open(io.BytesIO(_shot(locator))).convert("L"), dtype=float)
     return float(image.std())
 
 
@@ -145,11 +157,13 @@ def test_default_page_loads_offline_with_the_readme_defaults_and_runs(server, br
     assert _select_value(page, ".lsd-draft") == "amber14"
     assert _select_value(page, ".lsd-target") == "ani-1x"
     page.screenshot(path=str(ARTIFACTS / "dashboard-default.png"), full_page=True)
+    watch.mark("default page ready")
     # Press start with the defaults (amber14 -> ANI-1x): the first blocks must arrive within a minute.
     page.locator(".lsd-start button").first.click()
     watch.wait_number("steps", lambda t: _value(t) > 0, timeout_s=90)
     watch.wait_number("acceptance", lambda t: 0 <= _value(t) <= 1, timeout_s=30)
     watch.wait_number("ref-steps", lambda t: _value(t) > 0, timeout_s=30)
+    watch.mark("default run streaming")
     page.screenshot(path=str(ARTIFACTS / "dashboard-default-running.png"), full_page=True)
     assert _drawn(page.locator(".lsd-molecule").first) > 5
     page.locator(".lsd-stop button").first.click()
@@ -167,42 +181,71 @@ def test_live_run_streams_molecule_numbers_and_ramachandran(server, browser):
     start.wait_for(timeout=60_000)
     assert _select_value(page, ".lsd-target") == "amber14"
     molecule = page.locator(".lsd-molecule").first
-    before = molecule.screenshot()
+    before = _shot(molecule)
+    watch.mark("page ready")
     start.click()
     first_steps = _value(watch.wait_number("steps", lambda t: _value(t) > 0, timeout_s=60))
     first = {key: watch.wait_number(key, lambda t: re.search(r"\d", t), timeout_s=30)
              for key in ("acceptance", "speedup-measured", "speedup-predicted")}
     assert 0 < _value(first["acceptance"]) <= 1
     assert _value(first["speedup-measured"]) > 0 and _value(first["speedup-predicted"]) > 0
-    page.screenshot(path=str(ARTIFACTS / "dashboard-live-1.png"), full_page=True)
+    watch.mark("first numbers")
+    page.screenshot(path=str(ARTIFACTS / "dashboard-live-1.png"))
     # the numbers keep changing as blocks stream in
     watch.wait_number("steps", lambda t: _value(t) > first_steps + 500, timeout_s=60)
     deadline = time.time() + 30
     while time.time() < deadline and all(watch.number(k) == v for k, v in first.items()):
         time.sleep(0.3)
     assert any(watch.number(k) != v for k, v in first.items()), "acceptance / speedup never changed"
+    watch.mark("numbers changed")
     # the 3D view has drawn and moved; the step strip and both Ramachandran plots are there
-    assert _drawn(molecule) > 5 and molecule.screenshot() != before
+    assert _drawn(molecule) > 5 and _shot(molecule) != before
+    watch.mark("molecule drawn")
     title = page.locator(".lsd-molecule .gtitle").first.text_content()
     assert re.match(r"step \d+ · (accepted|repaired|target / bonus)", title), title
+    watch.mark("molecule title")
     for css in (".lsd-rama-lsd", ".lsd-rama-ref"):
         assert _drawn(page.locator(css).first) > 5
+        watch.mark(css)
     assert re.search(r"\d\.\d{4}", watch.number("js-divergence"))
-    page.screenshot(path=str(ARTIFACTS / "dashboard-live-2.png"), full_page=True)
+    watch.mark("views drawn")
+    page.screenshot(path=str(ARTIFACTS / "dashboard-live-2.png"))
     # pause, resume, stop
     page.locator(".lsd-pause button").first.click()
-    page.locator(".lsd-status").filter(has_text="Status: paused").first.wait_for(timeout=30_000)
-    paused = watch.number("steps")
+    status = page.locator(".lsd-status p").filter(has_text="Status: paused").first
+    status.wait_for(timeout=30_000)
+    paused = re.search(r"LSD steps (\d+)", status.inner_text()).group(1)
+    watch.wait_number("steps", lambda t: t == paused, timeout_s=15)  # the cards catch up with the last block
     time.sleep(1.5)
     assert watch.number("steps") == paused
     page.locator(".lsd-resume button").first.click()
     watch.wait_number("steps", lambda t: t != paused, timeout_s=30)
     page.locator(".lsd-stop button").first.click()
     page.locator(".lsd-status").filter(has_text="Status: stopped").first.wait_for(timeout=30_000)
+    watch.mark("paused, resumed, stopped")
+    # downloads: the statistics JSON of the run shown
+    with page.expect_download(timeout=30_000) as download:
+        page.locator(".lsd-download-stats button").first.click()
+    stats = json.loads(Path(download.value.path()).read_text())
+    assert stats["lsd"]["n_steps"] >= _value(paused) and stats["config"]["target"] == "amber14"
+    watch.mark("downloaded")
     # the theory explorer draws too
     page.get_by_text("Theory explorer").first.click()
     page.get_by_text("At these settings: acceptance per step").first.wait_for(timeout=30_000)
     page.screenshot(path=str(ARTIFACTS / "dashboard-theory.png"), full_page=True)
+    watch.mark("theory explorer")
     assert watch.external == [], f"requests left the machine: {watch.external}"
     assert watch.errors == [], f"browser console errors: {watch.errors}"
+    watch.close()
+
+
+def test_a_failing_model_is_explained_in_the_page(server, browser):
+    watch = PageWatch(browser)
+    page = watch.page
+    page.goto(f"{server}?{urlencode({'target': 'amber14', 'target_options': 'platform=NoSuchPlatform', 'autostart': '1'})}")
+    alert = page.locator(".lsd-error").filter(has_text="NoSuchPlatform").first
+    alert.wait_for(timeout=60_000)
+    page.locator(".lsd-status").filter(has_text="Status: error").first.wait_for(timeout=10_000)
+    page.screenshot(path=str(ARTIFACTS / "dashboard-error.png"), full_page=True)
+    assert watch.external == []
     watch.close()
