@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import io
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import pandas as pd
 import panel as pn
@@ -89,7 +90,6 @@ class Dashboard(pn.viewable.Viewer):
         self.theory = TheoryExplorer()
         self.refresh_ms = refresh_ms
         self._callback = None
-        self.url_messages: list[str] = []
         self.sidebar = self._sidebar()
         self.main = self._main()
         self.controller.param.watch(self._on_status, ["status"])
@@ -100,7 +100,7 @@ class Dashboard(pn.viewable.Viewer):
         c = self.controller
         p = c.param
         support = choices.executor_support()
-        self.upload = pn.widgets.FileInput(accept=".pdb,.xyz,.extxyz,.cif,.traj,.vasp,.gro,.mol", name="Upload")
+        self.upload = pn.widgets.FileInput(accept=".pdb,.xyz,.extxyz,.cif,.traj,.vasp,.gro,.mol", label="Upload")
         self.upload.param.watch(self._on_upload, "value")
         self.buttons = {
             "start": pn.widgets.Button(label="Start", color="success", css_classes=["lsd-start"]),
@@ -268,7 +268,6 @@ def serve_page() -> pn.template.BaseTemplate:
     controller = RunController()
     messages = apply_query_args(controller, pn.state.session_args or {})
     dashboard = Dashboard(controller)
-    dashboard.url_messages = messages
     if messages:
         controller.message = "; ".join(messages)
     if pn.state.curdoc is not None and pn.state.curdoc.session_context is not None:

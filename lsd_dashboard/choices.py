@@ -11,14 +11,16 @@ from __future__ import annotations
 import ast
 import importlib.util
 import inspect
+from collections.abc import Callable
 from functools import lru_cache
-from typing import Any, Callable
+from typing import Any
 
 from ase import Atoms
 
-from lsd_engine import SpeculativeSampler, models
+from lsd_engine import LSDError, SpeculativeSampler, models
 from lsd_engine.models.registry import check_system
 from lsd_engine.runconfig import BUILTIN_SYSTEMS, build_system
+from lsd_engine.systems import system_info
 
 UPLOADED = "uploaded file"
 CUSTOM = "custom (Python)"
@@ -91,18 +93,17 @@ def model_problem(name: str, atoms: Atoms, options: dict[str, Any] | None = None
     """Why ``name`` cannot be built for ``atoms`` (None when it looks fine), without building it."""
     try:
         spec = models.get_spec(name)
-    except Exception as exc:  # unknown name
+    except LSDError as exc:  # unknown name
         return str(exc)
-    if spec.name in ("uma",) and ":" not in name:
+    if spec.name == "uma" and ":" not in name:
         return "uma needs a model name or checkpoint: uma:<name> or uma:/path/to/checkpoint.pt"
     try:
         check_system(spec, atoms, name)
-    except Exception as exc:
+    except (LSDError, TypeError) as exc:
         return str(exc)
     if not backend_installed(spec.package):
         return f"{name} needs the package {spec.package!r}: pip install {spec.install}"
-    info = atoms.info.get("lsd_system", {}) if isinstance(atoms.info.get("lsd_system"), dict) else {}
-    if spec.name == "amber14" and not info.get("topology_file") and not (options or {}).get("pdb"):
+    if spec.name == "amber14" and not system_info(atoms).get("topology_file") and not (options or {}).get("pdb"):
         return ("amber14 needs residues and bonds: use a built-in biomolecular system or upload a PDB "
                 "(an XYZ file has no topology)")
     return None
@@ -116,7 +117,7 @@ def pair_notes(draft: str, target: str, identical: bool = False) -> list[str]:
                      "(a correctness check, not a speedup).")
     try:
         d_spec, t_spec = models.get_spec(draft), models.get_spec(target)
-    except Exception:
+    except LSDError:
         return notes
     if d_spec.role == "target":
         notes.append(f"{draft} is usually a target model; as a draft it costs {d_spec.cost_note or d_spec.cost}.")

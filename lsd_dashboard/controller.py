@@ -17,7 +17,7 @@ import threading
 import time
 import traceback
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import param
@@ -95,7 +95,7 @@ class RunController(param.Parameterized):
     reference_steps_done = param.Integer(default=0)
 
     #: Runs that went on after their page closed (``keep_running``), newest last.
-    background: list["RunController"] = []
+    background: ClassVar[list[RunController]] = []
 
     def __init__(self, **params: Any):
         super().__init__(**params)
@@ -110,7 +110,7 @@ class RunController(param.Parameterized):
         self.check_choices()
 
     # -- custom objects (Jupyter / Python) ---------------------------------------
-    def use(self, atoms: Atoms | None = None, draft: Any = None, target: Any = None) -> "RunController":
+    def use(self, atoms: Atoms | None = None, draft: Any = None, target: Any = None) -> RunController:
         """Run with your own ``ase.Atoms`` and/or force-model objects instead of names."""
         if atoms is not None:
             self._custom["atoms"] = atoms
@@ -145,7 +145,7 @@ class RunController(param.Parameterized):
         notes: list[str] = []
         try:
             atoms = self.build_atoms()
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - readers raise many types; each is explained, not fatal
             problems.append(f"System: {exc}")
             atoms = None
         for role in ("draft", "target"):
@@ -229,7 +229,7 @@ class RunController(param.Parameterized):
             self._thread.join(timeout)
         return not self.running
 
-    def run_blocking(self, timeout: float | None = None) -> "RunController":
+    def run_blocking(self, timeout: float | None = None) -> RunController:
         """Start and wait (scripts, notebooks, tests)."""
         if self.start():
             self.wait(timeout)
@@ -305,7 +305,7 @@ class RunController(param.Parameterized):
             if close_executor is not None:
                 try:
                     close_executor()
-                except Exception:  # noqa: BLE001 - closing a cluster must not hide the run's outcome
+                except Exception:  # noqa: BLE001, S110 - closing a cluster must not hide the run's outcome
                     pass
             if self.detached:
                 self._save_detached()

@@ -273,7 +273,7 @@ class RunData:
         if a.size == 0 or np.all(np.isnan(a)) or not all(math.isfinite(v) for v in c.values()):
             return math.nan
         # T_t(B) through the two measured points: B = 1 (reference) and the mean LSD batch
-        batch = max(2, int(round(c["mean_batch"])))
+        batch = max(2, round(c["mean_batch"]))
         # a batch never costs less than one state (timing noise can say otherwise early in a run)
         cost = theory.target_cost_from_table({1: c["target_single_s"],
                                               batch: max(c["target_round_s"], c["target_single_s"])})

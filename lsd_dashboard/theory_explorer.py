@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 import holoviews as hv
-import holoviews.plotting.bokeh  # noqa: F401  (registers the Bokeh backend for .opts)
+import holoviews.plotting.bokeh
 import numpy as np
 import pandas as pd
 import panel as pn

@@ -17,10 +17,10 @@ from ase import Atoms
 pytest.importorskip("panel")
 pytest.importorskip("holoviews")
 
-from lsd_engine import FunctionModel, LangevinMD, LangevinParams, SpeculativeSampler, StepKind  # noqa: E402
-from lsd_engine.toys import harmonic_bonds, morse_cluster  # noqa: E402
-from lsd_dashboard import choices  # noqa: E402
-from lsd_dashboard.controller import REFERENCE_SEED_OFFSET, RunController  # noqa: E402
+from lsd_dashboard import choices
+from lsd_dashboard.controller import REFERENCE_SEED_OFFSET, RunController
+from lsd_engine import FunctionModel, LangevinMD, LangevinParams, SpeculativeSampler, StepKind
+from lsd_engine.toys import harmonic_bonds, morse_cluster
 
 
 def _cluster() -> Atoms:
