@@ -1,0 +1,162 @@
+"""Shared machinery of the learned draft corrections.
+
+Every learned correction here follows the same contract (``lsd_engine.corrections.DraftCorrection``):
+
+- ``observe(positions, target_forces, draft_forces)`` is the only way information
+  enters. It is called between rounds with the round's on-trajectory labels in step
+  order; the last one is the *reference* x_ref where the next round starts.
+- ``correction(x)`` is a pure function of ``x`` and of the state left by the last
+  ``observe``: it never changes the object, so a round drafted with it uses one fixed
+  draft, and verification can recompute the same corrected mean.
+- ``state()`` / ``restore()`` round-trip everything (arrays only) bit for bit.
+
+Anchoring: with ``anchor=True`` (the default) a learned model m(x) of the residual
+r = F_target - F_draft is used as
+    g(x) = r(x_ref) + m(x) - m(x_ref),
+so g is exact at x_ref (like the seed paper's constant EC, which is the case m = 0)
+and m only has to get the *change* of the residual over a round right.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+__all__ = ["LearnedCorrection", "LabelBuffer", "check_labels"]
+
+
+def check_labels(positions: np.ndarray, target_forces: np.ndarray, draft_forces: np.ndarray,
+                 n_atoms: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """Validated (positions (B, N, 3), residuals (B, N, 3)) as float64 copies."""
+    x = np.array(positions, dtype=float)
+    ft = np.asarray(target_forces, dtype=float)
+    fd = np.asarray(draft_forces, dtype=float)
+    if x.ndim == 2:
+        x, ft, fd = x[None], ft[None], fd[None]
+    if x.ndim != 3 or x.shape[-1] != 3 or ft.shape != x.shape or fd.shape != x.shape:
+        raise ValueError(f"observe needs positions, target and draft forces of one shape (B, N, 3); got "
+                         f"{np.shape(positions)}, {np.shape(target_forces)}, {np.shape(draft_forces)}")
+    if n_atoms is not None and x.shape[1] != n_atoms:
+        raise ValueError(f"this correction is bound to {n_atoms} atoms, got labels for {x.shape[1]}")
+    if x.shape[0] == 0:
+        raise ValueError("observe needs at least one label")
+    r = ft - fd
+    if not (np.isfinite(x).all() and np.isfinite(r).all()):
+        raise ValueError("observe got non-finite positions or forces")
+    return x, r
+
+
+class LabelBuffer:
+    """A ring buffer of the most recent labels (positions and residuals), oldest first."""
+
+    def __init__(self, capacity: int, n_atoms: int):
+        if capacity < 1:
+            raise ValueError(f"buffer capacity must be >= 1, got {capacity}")
+        self.capacity = int(capacity)
+        self.positions = np.zeros((self.capacity, n_atoms, 3))
+        self.residuals = np.zeros((self.capacity, n_atoms, 3))
+        self.count = 0  # labels ever added
+        self.size = 0
+
+    def add(self, positions: np.ndarray, residuals: np.ndarray) -> None:
+        b = positions.shape[0]
+        if b >= self.capacity:
+            self.positions[:] = positions[-self.capacity:]
+            self.residuals[:] = residuals[-self.capacity:]
+            self.size = self.capacity
+        else:
+            keep = min(self.size, self.capacity - b)
+            self.positions[:keep] = self.positions[self.size - keep:self.size]
+            self.residuals[:keep] = self.residuals[self.size - keep:self.size]
+            self.positions[keep:keep + b] = positions
+            self.residuals[keep:keep + b] = residuals
+            self.size = keep + b
+        self.count += b
+
+    def recent(self) -> tuple[np.ndarray, np.ndarray]:
+        return self.positions[:self.size], self.residuals[:self.size]
+
+    def state(self, prefix: str) -> dict[str, np.ndarray]:
+        return {f"{prefix}positions": self.positions[:self.size].copy(),
+                f"{prefix}residuals": self.residuals[:self.size].copy(),
+                f"{prefix}count": np.array(self.count)}
+
+    def restore(self, state: dict[str, Any], prefix: str) -> None:
+        x = np.asarray(state[f"{prefix}positions"], dtype=float)
+        self.size = x.shape[0]
+        self.positions[:self.size] = x
+        self.residuals[:self.size] = np.asarray(state[f"{prefix}residuals"], dtype=float)
+        self.count = int(state[f"{prefix}count"])
+
+
+class LearnedCorrection:
+    """Base class: anchoring, label checks, state plumbing. Subclasses implement
+
+    ``_learn(positions, residuals)``: update the model from new labels (B, N, 3), in order;
+    ``_model(x)``: the model's residual force m(x) (N, 3), or None while it has no fit;
+    ``_state()`` / ``_restore(state)``: the subclass's own arrays.
+    """
+
+    name = "learned"
+
+    def __init__(self, n_atoms: int, anchor: bool = True):
+        self.n_atoms = int(n_atoms)
+        self.anchor = bool(anchor)
+        self._x_ref: np.ndarray | None = None
+        self._r_ref: np.ndarray | None = None
+        self._m_ref: np.ndarray | None = None
+        self.n_labels = 0
+
+    @property
+    def ready(self) -> bool:
+        return self._r_ref is not None
+
+    # -- the DraftCorrection protocol ------------------------------------------------
+    def correction(self, positions: np.ndarray) -> np.ndarray:
+        x = np.asarray(positions, dtype=float)
+        if self._r_ref is None:
+            return np.zeros_like(x)
+        if self._m_ref is None:  # no model fitted yet: constant EC
+            return self._r_ref.copy()
+        m = self._model(x)
+        return self._r_ref + (m - self._m_ref) if self.anchor else m
+
+    def observe(self, positions: np.ndarray, target_forces: np.ndarray, draft_forces: np.ndarray) -> None:
+        x, r = check_labels(positions, target_forces, draft_forces, self.n_atoms)
+        self._learn(x, r)
+        self.n_labels += x.shape[0]
+        self._x_ref, self._r_ref = x[-1].copy(), r[-1].copy()
+        self._m_ref = self._model(self._x_ref)
+
+    def state(self) -> dict[str, np.ndarray]:
+        out = {"n_labels": np.array(self.n_labels)}
+        if self._x_ref is not None:
+            out["x_ref"], out["r_ref"] = self._x_ref.copy(), self._r_ref.copy()
+        for key, value in self._state().items():
+            out[f"m_{key}"] = np.array(value)
+        return out
+
+    def restore(self, state: dict[str, Any]) -> None:
+        self.n_labels = int(state.get("n_labels", 0))
+        own = {key[2:]: np.asarray(value) for key, value in state.items() if key.startswith("m_")}
+        self._restore(own)
+        if "x_ref" in state:
+            self._x_ref = np.array(state["x_ref"], dtype=float)
+            self._r_ref = np.array(state["r_ref"], dtype=float)
+            self._m_ref = self._model(self._x_ref)
+        else:
+            self._x_ref = self._r_ref = self._m_ref = None
+
+    # -- for subclasses ----------------------------------------------------------------
+    def _learn(self, positions: np.ndarray, residuals: np.ndarray) -> None:
+        raise NotImplementedError
+
+    def _model(self, positions: np.ndarray) -> np.ndarray | None:
+        raise NotImplementedError
+
+    def _state(self) -> dict[str, np.ndarray]:
+        return {}
+
+    def _restore(self, state: dict[str, np.ndarray]) -> None:
+        pass
