@@ -188,3 +188,6 @@ def _ensure_builtins() -> None:
     if not _BUILTINS_LOADED:
         _BUILTINS_LOADED = True
         from . import catalog  # noqa: F401  (registers the built-in specs)
+        from ..distill import register_distilled  # 'distilled:<path>': drafts trained by `lsd distill`
+
+        register_distilled()
