@@ -14,7 +14,9 @@ from pathlib import Path
 from lsd_engine.bench import format_benchmark, run_benchmark
 from lsd_engine.runconfig import RunConfig
 
-ALANINE = dict(system="alanine-dipeptide-vacuum", draft="amber14", timestep_fs=0.5, temperature_K=300.0)
+# One thread per target call: on a small or shared machine this is much faster than contending threads.
+ALANINE = dict(system="alanine-dipeptide-vacuum", draft="amber14", timestep_fs=0.5, temperature_K=300.0,
+               target_options={"threads": 1})
 
 #: name -> (config, steps factor). Steps factor scales --steps for slow targets.
 CASES: dict[str, tuple[dict, float]] = {
