@@ -14,7 +14,14 @@ START, END = "<!-- results:start -->", "<!-- results:end -->"
 
 
 def _load_cases() -> list[dict]:
-    return [json.loads(p.read_text()) for p in sorted(RESULTS.glob("speedup_*.json"))]
+    return [json.loads(p.read_text()) for p in sorted(RESULTS.glob("speedup_*.json"))
+            if p.name != "speedup_vs_lookahead.json"]
+
+
+def _execution(c: dict) -> str:
+    if c.get("executor") == "dask":
+        return f" ({c['mode']}, {c['workers']} dask workers)"
+    return "" if c.get("mode", "sync") == "sync" else f" ({c['mode']})"
 
 
 def _table(cases: list[dict]) -> str:
@@ -25,7 +32,7 @@ def _table(cases: list[dict]) -> str:
         c, costs = r["config"], r["costs"]["target_batch_ms"]
         batch = [costs[k] for k in sorted(costs, key=int)]
         lines.append(
-            f"| {c['draft']} → {c['target']} | {c['timestep_fs']} | {c['friction_per_ps']:g} | "
+            f"| {c['draft']} → {c['target']}{_execution(c)} | {c['timestep_fs']} | {c['friction_per_ps']:g} | "
             f"{c['hydrogen_mass_amu'] or 'no'} | {c['lookahead']} | {r['acceptance_rate']:.2f} | "
             f"{r['measured_steps_per_round']:.2f} | {r['costs']['draft_step_ms']:.3f} | "
             f"{batch[0]:.1f} / {batch[-1]:.1f} | {r['predicted_speedup']:.2f}x | {r['speedup']:.2f}x "
@@ -79,9 +86,11 @@ def main() -> None:
     plots = _plots(cases)
     block = "\n".join([
         START,
-        "Measured on the 2-core CPU machine (no GPU), alanine dipeptide in vacuum, 300 K, EC on; "
-        "target MD and LSD interleaved in one process (`lsd bench`). Regenerate with "
-        "`python benchmarks/bench_speedup.py && python benchmarks/make_report.py`.",
+        "Measured on the 2-core CPU machine (no GPU, other jobs running), alanine dipeptide in vacuum, "
+        "300 K, EC on, one target thread; target MD and LSD interleaved in one process (`lsd bench`). "
+        "Predicted: the synchronous cost model with the measured acceptance, the bare draft call and the "
+        "target costs of the same run (async: the asynchronous bound); efficiency = measured / predicted. "
+        "Regenerate with `python benchmarks/bench_speedup.py && python benchmarks/make_report.py`.",
         "",
         _table(cases),
         "",
