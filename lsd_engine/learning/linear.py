@@ -51,20 +51,23 @@ class LinearEnergyCorrection(LearnedCorrection):
 
     ridge: relative ridge strength (times the mean diagonal of the normal matrix).
     forgetting: weight kept per label of age (1: never forget). cg_iterations:
-    warm-started preconditioned CG steps per ``observe``. fit_stride: only labels whose
-    index is a multiple of it enter the fit (successive labels are nearly collinear).
+    warm-started preconditioned CG steps per solve. fit_stride: only labels whose index
+    is a multiple of it enter the fit (successive labels are nearly collinear).
+    solve_every: refine c when the label count crosses a multiple of this (1: every
+    ``observe``); the normal equations still take every chosen label.
     """
 
     name = "linear-energy"
     n_params: int = 0
 
     def __init__(self, n_atoms: int, masses: np.ndarray, ridge: float = 1e-6, forgetting: float = 0.9995,
-                 cg_iterations: int = 12, fit_stride: int = 1, anchor: bool = True):
+                 cg_iterations: int = 12, fit_stride: int = 1, solve_every: int = 1, anchor: bool = True):
         super().__init__(n_atoms, anchor=anchor)
         self.masses = np.asarray(masses, dtype=float)
         self.weights = np.repeat(1.0 / self.masses, 3)  # per Cartesian row
         self.ridge, self.forgetting, self.cg_iterations = float(ridge), float(forgetting), int(cg_iterations)
         self.fit_stride = max(1, int(fit_stride))
+        self.solve_every = max(1, int(solve_every))
         self.x0: np.ndarray | None = None
         self.normal: np.ndarray | None = None
         self.rhs: np.ndarray | None = None
@@ -157,15 +160,33 @@ class LinearEnergyCorrection(LearnedCorrection):
         for k in chosen:
             self._accumulate_one(positions[k], residuals[k], pairs, self.forgetting ** (b - 1 - k))
 
+    def _preconditioner(self, a: np.ndarray, lam: float):
+        """Block-Jacobi: exact inverses of the diagonal blocks ``self.blocks`` (an (n_blocks, size)
+        index array, e.g. one pair's polynomial coefficients), plain Jacobi elsewhere."""
+        diag = np.diag(a) + lam
+        blocks = getattr(self, "blocks", None)
+        if blocks is None or blocks.size == 0:
+            return lambda r: r / diag
+        sub = a[blocks[:, :, None], blocks[:, None, :]] + lam * np.eye(blocks.shape[1])
+        inverse = np.linalg.inv(sub)
+        in_blocks = np.zeros(a.shape[0], dtype=bool)
+        in_blocks[blocks.ravel()] = True
+
+        def apply(r: np.ndarray) -> np.ndarray:
+            z = r / diag
+            z[blocks] = np.einsum("bij,bj->bi", inverse, r[blocks])
+            return z
+
+        return apply
+
     def _solve(self) -> None:
+        """Warm-started block-preconditioned conjugate gradient on (A + lam I) c = b."""
         a, b = self.normal, self.rhs
-        diag = np.diag(a).copy()
-        lam = self.ridge * max(float(diag.mean()), 1e-300)
-        diag += lam
+        lam = self.ridge * max(float(np.diag(a).mean()), 1e-300)
+        precondition = self._preconditioner(a, lam)
         x = np.zeros_like(b) if self.coef is None else self.coef.copy()
-        # preconditioned conjugate gradient on (A + lam I) x = b, warm-started
         r = b - (a @ x + lam * x)
-        z = r / diag
+        z = precondition(r)
         p = z.copy()
         rz = float(r @ z)
         for _ in range(self.cg_iterations):
@@ -178,7 +199,7 @@ class LinearEnergyCorrection(LearnedCorrection):
             alpha = rz / pap
             x += alpha * p
             r -= alpha * ap
-            z = r / diag
+            z = precondition(r)
             rz_new = float(r @ z)
             p = z + (rz_new / rz) * p
             rz = rz_new
@@ -214,7 +235,9 @@ class LinearEnergyCorrection(LearnedCorrection):
                 self.rhs = np.zeros(self.n_params)
             self._round_pairs = self._pairs(positions[-1])  # the next round's pairs, also used for the fit
             self._accumulate(positions, residuals, self._round_pairs)
-            if np.any(self.rhs):
+            before, after = self.n_labels, self.n_labels + positions.shape[0]
+            due = self.coef is None or after // self.solve_every > before // self.solve_every
+            if due and np.any(self.rhs):
                 self._solve()
 
     def _model(self, positions: np.ndarray) -> np.ndarray | None:
@@ -250,20 +273,25 @@ class LinearEnergyCorrection(LearnedCorrection):
 
 class BondedCorrection(LinearEnergyCorrection):
     """Per-pair polynomials in the stretch of 1-2 .. 1-``separation`` pairs plus cross terms
-    of pairs sharing an atom (see module doc). For molecules (non-periodic)."""
+    of pairs sharing an atom (see module doc). For molecules (non-periodic).
+
+    Bonds are found at the first label: distance < bond_scale * (sum of covalent radii).
+    degree: polynomial degree of each pair's force in its stretch t = (r - r0)/width.
+    """
 
     name = "bonded"
 
     def __init__(self, numbers: np.ndarray, masses: np.ndarray, separation: int = 3, degree: int = 4,
-                 cross_separation: int = 2, width: float = 0.1, **kwargs: Any):
+                 cross_separation: int = 2, width: float = 0.1, bond_scale: float = 1.15, **kwargs: Any):
         numbers = np.asarray(numbers)
         super().__init__(numbers.size, masses, **kwargs)
         self.numbers = numbers
+        self.bond_scale = float(bond_scale)
         self.separation, self.degree = int(separation), int(degree)
         self.cross_separation, self.width = int(cross_separation), float(width)
 
     def _setup(self, x0: np.ndarray) -> None:
-        pairs, hops = covalent_graph_pairs(x0, self.numbers, self.separation)
+        pairs, hops = covalent_graph_pairs(x0, self.numbers, self.separation, self.bond_scale)
         self.pair_list = pairs
         self.r0 = np.linalg.norm(pairs.vectors(x0), axis=1)
         cand = np.flatnonzero(hops <= self.cross_separation)
@@ -274,6 +302,7 @@ class BondedCorrection(LinearEnergyCorrection):
         self.cross = np.stack([cand[a_idx[share]], cand[b_idx[share]]], axis=1)
         p = len(pairs)
         self.n_params = p * self.degree + len(self.cross)
+        self.blocks = np.arange(p * self.degree).reshape(p, self.degree)  # one pair's polynomial
         # fixed sparsity pattern of D: diagonal polynomial blocks, then two entries per cross term
         c = len(self.cross)
         self._rows = np.concatenate([np.repeat(np.arange(p), self.degree), self.cross[:, 0], self.cross[:, 1]])

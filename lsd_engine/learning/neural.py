@@ -204,7 +204,7 @@ def _make_module(spec: DescriptorSpec, numbers: np.ndarray, dtype):
             self.register_buffer("feature_mean", torch.zeros(spec.n_features, dtype=dtype))
             self.register_buffer("feature_scale", torch.ones(spec.n_features, dtype=dtype))
             self.nets = nn.ModuleList()
-            for _ in range(s):
+            for _ in range(spec.n_species):
                 layers, width = [], spec.n_features
                 for h in spec.hidden:
                     layers += [nn.Linear(width, h, dtype=dtype), nn.SiLU()]
