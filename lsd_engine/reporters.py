@@ -58,6 +58,11 @@ class TrajectoryFile:
         self._pending: list[Atoms] = []
         self._append = append and self.path.exists()
 
+    @property
+    def starts_new_file(self) -> bool:
+        """True until the first flush when the file is (re)written from scratch."""
+        return not self._append
+
     def add(self, positions: np.ndarray, momenta: np.ndarray, energies: np.ndarray) -> None:
         for x, p, e in zip(positions, momenta, energies):
             self._pending.append(frame_atoms(self._numbers, self._masses, self._cell, self._pbc, x, p, e))

@@ -134,7 +134,7 @@ class Simulation(ABC):
             if n_steps > 0 or self.energy is None:
                 self._prepare(counter)
             recorder = FrameRecorder(stride, start_step, self.positions, self.momenta, self.energy)
-            if writer is not None and not writer._append:
+            if writer is not None and writer.starts_new_file:
                 writer.add(self.positions[None], self.momenta[None], np.array([self.energy]))
             next_bar_update = 0.0
             while self.step < end_step:
