@@ -62,6 +62,7 @@ def target_md_sample():
     return run_many(md_factory(PARAMS), N_RUNS, N_STEPS, MD_SEED0)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(CORRECTIONS))
 def test_lsd_with_online_learning_matches_target_md(name, target_md_sample):
     stats = _factory(CORRECTIONS[name])(0).run(400).stats

@@ -67,20 +67,20 @@ def make_correction(name: str, atoms: Atoms, **options: Any):
         return None
     if key == "constant":
         return ConstantCorrection()
+    first_order = {"window": 8, "ridge": 1e-3, "cutoff": None if len(atoms) <= 64 else 4.0}  # sparse J when large
     if key == "first-order":
-        return FirstOrderCorrection(len(atoms), cell, pbc, **{"window": 8, "ridge": 1e-3, **options})
+        return FirstOrderCorrection(len(atoms), cell, pbc, **{**first_order, **options})
     if key == "bonded":
         if not _is_molecule(atoms):
             raise ValueError("the bonded correction is for molecules (non-periodic systems); use 'radial' or "
                              "'first-order' for periodic ones")
-        return BondedCorrection(numbers, masses, **{"cross_separation": 2, "forgetting": 0.998, "fit_stride": 3,
-                                                    **options})
+        return BondedCorrection(numbers, masses, **{"cross_separation": 2, "forgetting": 0.998, "fit_stride": 4,
+                                                    "solve_every": 16, **options})
     if key == "radial":
         return RadialCorrection(numbers, masses, cell, pbc, **{"cutoff": 4.5, "skin": 0.5, **options})
     if key == "radial+first-order":
         prior = RadialCorrection(numbers, masses, cell, pbc, cutoff=4.5, skin=0.5)
-        correction = FirstOrderCorrection(len(atoms), cell, pbc, **{"window": 8, "ridge": 1e-3, **options},
-                                          prior=prior)
+        correction = FirstOrderCorrection(len(atoms), cell, pbc, **{**first_order, **options}, prior=prior)
         correction.name = "radial+first-order"
         return correction
     if key == "neural":

@@ -18,6 +18,7 @@ outside that span the ridge shrinks it to zero, i.e. back to constant EC.
 from __future__ import annotations
 
 import numpy as np
+from scipy import sparse
 
 from .base import LabelBuffer, LearnedCorrection
 from .geometry import build_pairs
@@ -49,13 +50,16 @@ class FirstOrderCorrection(LearnedCorrection):
         self.buffer = LabelBuffer(self.window, self.n_atoms)
         self._fit: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None
 
-    def _adjacency(self, ref: np.ndarray) -> np.ndarray:
+    def _adjacency(self, ref: np.ndarray):
+        """A_ij = 1 for atoms within the cutoff (and i = j): dense without a cutoff, else sparse."""
+        n = self.n_atoms
         if self.cutoff is None:
-            return np.ones((self.n_atoms, self.n_atoms))
+            return np.ones((n, n))
         pairs = build_pairs(ref, self.cell, self.pbc, self.cutoff)
-        a = np.eye(self.n_atoms)
-        a[pairs.i, pairs.j] = 1.0
-        a[pairs.j, pairs.i] = 1.0
+        rows = np.concatenate([np.arange(n), pairs.i, pairs.j])
+        cols = np.concatenate([np.arange(n), pairs.j, pairs.i])
+        a = sparse.csr_matrix((np.ones(rows.size), (rows, cols)), shape=(n, n))
+        a.data[:] = 1.0  # periodic images of one pair count once
         return a
 
     def _refit(self) -> None:
@@ -71,7 +75,7 @@ class FirstOrderCorrection(LearnedCorrection):
         m = dx.shape[0]
         adjacency = self._adjacency(ref)
         per_atom = np.einsum("ljc,mjc->jlm", dx, dx)  # (N, M, M)
-        kernel = np.einsum("ij,jlm->ilm", adjacency, per_atom)
+        kernel = np.asarray(adjacency @ per_atom.reshape(self.n_atoms, m * m)).reshape(self.n_atoms, m, m)
         scale = np.trace(kernel, axis1=1, axis2=2) / m
         ages = np.arange(m, 0, -1, dtype=float)  # label l is (m - l) labels older than the reference
         inv_weight = self.decay ** (-(ages - 1.0))
@@ -94,7 +98,7 @@ class FirstOrderCorrection(LearnedCorrection):
             return prior
         ref, dx, adjacency, alpha = self._fit
         projections = np.einsum("ljc,jc->lj", dx, positions - ref)  # (M, N)
-        k = projections @ adjacency.T  # k[l, i] = sum_j A_ij projections[l, j]
+        k = np.asarray(adjacency @ projections.T).T  # k[l, i] = sum_j A_ij projections[l, j]
         out = np.einsum("li,ilc->ic", k, alpha)
         return out if prior is None else out + prior
 
