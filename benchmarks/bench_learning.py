@@ -229,12 +229,82 @@ def run_system(name: str, spec: dict[str, Any], neural: bool, timing_repeats: in
     return out
 
 
+def sampler_check(name: str, spec: dict[str, Any], steps: int, lookahead: int, variants) -> dict[str, Any]:
+    """Real ``SpeculativeSampler`` runs with each correction: measured acceptance by depth and steps
+    per round after a warm-up of ``steps // 3`` steps, next to the replay's E_K at the same K."""
+    from lsd_engine import SpeculativeSampler
+
+    params = LangevinParams(*spec["params"])
+    atoms = build_system(spec["system"])
+    draft = models.create(spec["draft"], atoms)
+    target = models.create(spec["target"], atoms, threads=1)
+    out = {"lookahead": lookahead, "steps": steps, "warm_up": steps // 3, "runs": []}
+    for variant in variants:
+        correction = None if variant == "constant" else make_correction(variant, atoms)
+        sampler = SpeculativeSampler(atoms, draft, target, params, lookahead=lookahead, seed=0,
+                                     draft_correction=correction)
+        sampler.run(steps // 3)
+        t0 = time.perf_counter()
+        stats = sampler.run(steps - steps // 3).stats
+        by_depth = np.nan_to_num(np.asarray(stats.acceptance_by_depth, dtype=float))
+        run = {"variant": variant, "acceptance_by_depth": by_depth.tolist(),
+               "verified_by_depth": np.asarray(stats.verified_by_depth).tolist(),
+               "steps_per_round": stats.steps_per_round,
+               "expected_steps_per_round": float(theory.expected_steps_per_round(by_depth)),
+               "acceptance_rate": stats.acceptance_rate, "wall_s": time.perf_counter() - t0,
+               "time_draft_s": stats.time_draft_s, "time_target_s": stats.time_target_s}
+        out["runs"].append(run)
+        print(f"  sampler {variant:20s} K={lookahead}: steps/round {run['steps_per_round']:.2f}, acceptance by depth "
+              + " ".join(f"{a:.2f}" for a in by_depth), flush=True)
+    return out
+
+
+def wallclock_check(name: str, spec: dict[str, Any], block: int, repeats: int, warm_up: int,
+                    variants: dict[str, tuple[str | None, str | None, int]]) -> dict[str, Any]:
+    """Measured steps per second of plain target MD and of LSD with each (draft, correction, K), in
+    interleaved blocks (A B C A B C ...) so that machine drift hits all alike; learning cost included.
+    ``variants``: label -> (draft model name or None for the system's draft, correction name or None
+    for constant EC, lookahead)."""
+    from lsd_engine import LangevinMD, SpeculativeSampler
+
+    params = LangevinParams(*spec["params"])
+    atoms = build_system(spec["system"])
+    draft = models.create(spec["draft"], atoms)
+    target = models.create(spec["target"], atoms, threads=1)
+    runners = {"plain target MD": LangevinMD(atoms, target, params, seed=0)}
+    for label, (draft_name, correction, k) in variants.items():
+        this_draft = draft if draft_name is None else models.create(draft_name, atoms)
+        runners[label] = SpeculativeSampler(atoms, this_draft, target, params, lookahead=k, seed=0,
+                                            draft_correction=None if correction is None
+                                            else make_correction(correction, atoms))
+    for runner in runners.values():
+        runner.run(warm_up)  # equilibration and, for learning drafts, the first ~thousand labels
+    rates: dict[str, list[float]] = {label: [] for label in runners}
+    for _ in range(repeats):
+        for label, runner in runners.items():
+            rates[label].append(runner.run(block).stats.steps_per_s)
+    plain = np.array(rates["plain target MD"])
+    out = {"block_steps": block, "repeats": repeats, "warm_up_steps": warm_up, "runs": {}}
+    for label, r in rates.items():
+        ratio = np.array(r) / plain
+        out["runs"][label] = {"steps_per_s": r, "median_steps_per_s": float(np.median(r)),
+                              "speedup_median": float(np.median(ratio)),
+                              "speedup_range": [float(ratio.min()), float(ratio.max())]}
+        print(f"  wall-clock {label:28s} {np.median(r):7.1f} steps/s, speedup {np.median(ratio):.2f}x "
+              f"({ratio.min():.2f}-{ratio.max():.2f})", flush=True)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", nargs="*", choices=sorted(SYSTEMS), help="systems (default: all)")
     parser.add_argument("--neural", action="store_true", help="also replay the online neural correction (slow)")
     parser.add_argument("--timing-repeats", type=int, default=5)
     parser.add_argument("--out", default=str(RESULTS))
+    parser.add_argument("--sampler-check", type=int, default=0, metavar="STEPS",
+                        help="also run the real sampler for STEPS steps per correction (K = 8) and compare")
+    parser.add_argument("--wallclock", type=int, default=0, metavar="REPEATS",
+                        help="alanine: interleaved wall-clock blocks of plain MD and LSD variants (real sampler)")
     args = parser.parse_args()
     import torch
 
@@ -243,6 +313,22 @@ def main() -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     for name in args.only or list(SYSTEMS):
         result = run_system(name, SYSTEMS[name], args.neural, args.timing_repeats)
+        if args.wallclock and name == "alanine":
+            distilled = f"distilled:{RESULTS / 'models' / 'distilled_alanine_bonded.npz'}"
+            result["wallclock"] = wallclock_check(name, SYSTEMS[name], block=300, repeats=args.wallclock,
+                                                  warm_up=1500, variants={
+                                                      "LSD constant EC K=2": (None, None, 2),
+                                                      "LSD online bonded K=5": (None, "bonded", 5),
+                                                      "LSD distilled bonded K=4": (distilled, None, 4),
+                                                      "LSD distilled + online bonded K=5": (distilled, "bonded", 5)})
+        if args.sampler_check:
+            result["sampler_check"] = sampler_check(name, SYSTEMS[name], args.sampler_check, 8,
+                                                    ["constant", SYSTEMS[name]["online"][-1]])
+            for run in result["sampler_check"]["runs"]:  # the replay's E_8 for the same correction
+                label = "constant EC" if run["variant"] == "constant" else f"online {run['variant']}"
+                replayed = next(v for v in result["variants"] if v["variant"] == label)
+                run["replay_expected_steps_per_round_K8"] = float(
+                    theory.expected_steps_per_round(replayed["acceptance_by_depth"], 8))
         path = out_dir / f"learning_{name}.json"
         path.write_text(json.dumps(result, indent=2))
         print(f"  wrote {path}", flush=True)

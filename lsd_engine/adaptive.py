@@ -100,6 +100,25 @@ class AdaptiveLookahead:
         self.rounds = 0
         self.last_choice = self.initial
 
+    @classmethod
+    def from_models(cls, draft, target, positions: np.ndarray, k_min: int = 1, k_max: int = 16,
+                    extra_draft_s: float = 0.0, overhead_s: float = 0.0, repeats: int = 3,
+                    **options: Any) -> "AdaptiveLookahead":
+        """A policy whose fixed costs are measured once now (``theory.measure_costs``: median of
+        ``repeats`` calls; target batches 1, 2, k_max+1 at ``positions`` (N, 3) or (B, N, 3)).
+
+        extra_draft_s: added per draft step (e.g. a learned correction's cost per call);
+        overhead_s: per round (e.g. the correction's observe). The trajectory stays reproducible
+        from the seed only with the default cost_mode="fixed" (see the module doc).
+        """
+        x = np.asarray(positions, dtype=float)
+        x = x[None] if x.ndim == 2 else x
+        sizes = sorted({1, 2, int(k_max) + 1})
+        measured = theory.measure_costs(draft, target, x, sizes, repeats)
+        costs = {"draft_step_s": measured["draft_step_s"] + float(extra_draft_s),
+                 "target_batch_s": measured["target_batch_s"], "overhead_s": float(overhead_s)}
+        return cls(k_min, k_max, costs, **options)
+
     # -- estimates -------------------------------------------------------------------------
     def acceptance_by_depth(self) -> np.ndarray:
         """Current estimate of a_1..a_kmax: each depth shrunk towards the one above it, then

@@ -94,3 +94,12 @@ def test_bad_arguments():
         AdaptiveLookahead(1, 4, COSTS, cost_mode="sometimes")
     with pytest.raises(ValueError, match="accepted"):
         AdaptiveLookahead(1, 4, COSTS).record_round(2, 3)
+
+
+def test_from_models_measures_costs_once():
+    from exactness import POOR_DRAFT, TARGET, start_atoms
+
+    policy = AdaptiveLookahead.from_models(POOR_DRAFT, TARGET, start_atoms().positions, 1, 6, extra_draft_s=1e-3,
+                                           repeats=1)
+    assert policy.draft_step_s >= 1e-3 and policy.target_s.shape == (7,) and np.all(policy.target_s > 0)
+    assert 1 <= policy.choose() <= 6
