@@ -52,6 +52,7 @@ SYSTEMS: dict[str, dict[str, Any]] = {
     "alanine": dict(system="alanine-dipeptide-vacuum", draft="amber14", target="ani-1x",
                     params=(0.5, 300.0, 10.0), eval_steps=10000, train_steps=6000, burn_in=1000,
                     online=("first-order", "bonded"), distilled=("bonded",), neural_segment=(1500, 3000),
+                    neural_distill_labels=2000,
                     cost_batches=(1, 2, 4, 8, 12, 17)),
     "cu32": dict(system="copper-32", draft="emt", target="sevennet-0", params=(1.0, 1500.0, 1.0),
                  eval_steps=1000, train_steps=400, burn_in=200,
@@ -178,7 +179,8 @@ def run_system(name: str, spec: dict[str, Any], neural: bool, timing_repeats: in
 
     # distilled drafts: trained on an independent target run, replayed with constant EC and online learning
     train_source = spec.get("distill_from", name)
-    for kind in spec["distilled"]:
+    kinds = tuple(spec["distilled"]) + (("neural",) if neural and spec.get("neural_distill_labels") else ())
+    for kind in kinds:
         train_spec = SYSTEMS[train_source]
         train_atoms = build_system(train_spec["system"])
         if train_source == name:
@@ -189,9 +191,12 @@ def run_system(name: str, spec: dict[str, Any], neural: bool, timing_repeats: in
         path = RESULTS / "models" / f"distilled_{train_source}_{kind}.npz"
         train_labels = labels_for(train_source, 1, train_spec["train_steps"], train_atoms, train_draft,
                                   train_target, LangevinParams(*train_spec["params"]))
+        first = train_spec["burn_in"]
+        last = first + train_spec["neural_distill_labels"] if kind == "neural" else None  # the network trains slowly
         if train_source == name or not path.exists():
-            report = distill(train_labels.slice(train_spec["burn_in"]), path, base=train_spec["draft"], kind=kind,
-                             atoms=train_atoms, params=LangevinParams(*train_spec["params"]), log=lambda *_: None)
+            report = distill(train_labels.slice(first, last), path, base=train_spec["draft"], kind=kind,
+                             atoms=train_atoms, params=LangevinParams(*train_spec["params"]), epochs=8,
+                             log=lambda *_: None)
             report_dict = report.to_dict()
         else:
             report_dict = {"path": str(path), "note": f"trained for {train_source}"}
@@ -199,8 +204,8 @@ def run_system(name: str, spec: dict[str, Any], neural: bool, timing_repeats: in
         learned = model.correction_energy_forces(labels.positions)[1]
         distilled_labels = with_draft_forces(labels, labels.draft_forces + learned)
         extra = median_seconds(lambda: model.correction_energy_forces(labels.positions[:1]), 31)
-        note = (f"distilled '{kind}' on {len(train_labels) - train_spec['burn_in']} labels of {train_source} "
-                f"(seed 1) in {report_dict.get('training_time_s', float('nan')):.1f} s")
+        note = (f"distilled '{kind}' on {report_dict.get('n_train', '?')} labels of {train_source} (seed 1, "
+                f"{report_dict.get('n_validation', '?')} held out) in {report_dict.get('training_time_s', float('nan')):.1f} s")
         rows.append(row(f"distilled {kind} + constant EC", replay_rounds(distilled_labels, ConstantCorrection(),
                                                                           **replay), costs, extra, note))
         rows[-1]["distill"] = report_dict
@@ -298,7 +303,8 @@ def wallclock_check(name: str, spec: dict[str, Any], block: int, repeats: int, w
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", nargs="*", choices=sorted(SYSTEMS), help="systems (default: all)")
-    parser.add_argument("--neural", action="store_true", help="also replay the online neural correction (slow)")
+    parser.add_argument("--neural", action="store_true",
+                        help="also replay the online neural correction and distil a neural draft (slow)")
     parser.add_argument("--timing-repeats", type=int, default=5)
     parser.add_argument("--out", default=str(RESULTS))
     parser.add_argument("--sampler-check", type=int, default=0, metavar="STEPS",
