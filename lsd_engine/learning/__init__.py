@@ -5,18 +5,24 @@ correction object (the ``lsd_engine.corrections.DraftCorrection`` protocol) turn
 into a better draft, F_draft(x) + g(x), refitted between rounds only, so each round
 drafts and verifies with one fixed draft (exactness rule of DESIGN §2.3).
 
-Corrections (``make_correction(name, atoms)``):
+Corrections (``make_correction(name, atoms)``), with E16 (expected steps per round at
+K = 16) measured by ``benchmarks/bench_learning.py`` (alanine dipeptide amber14 -> ANI-1x,
+0.5 fs, 300 K, 10/ps | Cu32 EMT -> SevenNet-0, 1 fs, 1500 K, 1/ps) and µs per call:
 
-- ``constant``: the seed paper's EC, g = r(x_ref).
+- ``constant``: the seed paper's EC, g = r(x_ref).                      E16 2.20 | 7.24
 - ``first-order``: g(x) = r(x_ref) + J (x - x_ref), J ridge-fitted to the last few labels
-  (``FirstOrderCorrection``); excellent for metals, no help for a flexible molecule.
-- ``bonded``: online refit of force-field-like terms (per-pair stretch polynomials and
-  cross terms of 1-2/1-3/1-4 pairs) to the residual, anchored at x_ref
-  (``BondedCorrection``); the winner for molecules.
-- ``radial``: species-pair radial pair potential + EAM-like embedding (``RadialCorrection``).
+  (``FirstOrderCorrection``); 10 µs/call; excellent for metals, no help for a flexible
+  molecule (its J is not identifiable from a handful of labels).         E16 2.40 | 12.6
+- ``bonded``: online refit of force-field-like terms (per-pair stretch polynomials of
+  1-2/1-3/1-4 pairs plus cross terms), anchored at x_ref (``BondedCorrection``);
+  30 µs/call, ~1.5 ms per round; the winner for molecules.               E16 4.66 | -
+- ``radial``: species-pair radial pair potential + EAM-like embedding
+  (``RadialCorrection``); 0.2 ms/call for Cu32.                          E16 -    | 12.8
 - ``radial+first-order``: first-order on what ``radial`` leaves; the winner for metals.
+                                                                         E16 -    | 14.8
 - ``neural``: a small Behler-Parrinello network on local environments, trained online on a
-  replay buffer (``NeuralCorrection``); accurate but ~100x the cost of the others.
+  replay buffer (``NeuralCorrection``); ~3 ms/call and ~0.2 s per round on a CPU, so it
+  loses on cost (and, online, on accuracy).                              E16 3.45 | 12.9
 - ``online``: the measured winner for the system: ``bonded`` for molecules (non-periodic
   with a covalent graph), ``radial+first-order`` for periodic systems.
 
