@@ -8,6 +8,7 @@ reference a user would otherwise reach for.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from typing import Any
@@ -20,8 +21,7 @@ from . import theory
 from .kernel import half_step_position
 from .langevin_md import LangevinMD
 from .models.base import ForceModel
-from .runconfig import RunConfig, build_executor, build_models, build_system
-from .speculative import SpeculativeSampler
+from .runconfig import RunConfig, build_executor, build_models, build_sampler, build_system
 
 
 class ForceModelCalculator(Calculator):
@@ -90,62 +90,111 @@ def _interleaved(config: RunConfig, atoms: Atoms, draft: ForceModel, target: For
     params = config.params()
     block = max(1, config.steps // repeats)
     md = LangevinMD(atoms, target, params, seed=config.seed)
-    lsd = SpeculativeSampler(atoms, draft, target, params, lookahead=config.lookahead,
-                             error_correction=config.error_correction, seed=config.seed,
-                             executor=executor, mode=config.mode)
+    variants = {"lsd": (config, build_sampler(config, atoms, draft, target, executor))}
+    if config.draft_learning not in ("none", "constant") or config.adaptive_lookahead:
+        # the same pair with the seed paper's constant EC and a fixed K, interleaved in the same run
+        baseline = dataclasses.replace(config, draft_learning="none", adaptive_lookahead=False)
+        variants["constant_ec"] = (baseline, build_sampler(baseline, atoms, draft, target, executor))
     md.run(5)  # warm-up: first calls, lazy initialisation, allocations for both batch sizes
-    lsd.run(3 * (config.lookahead + 1))
-    md_rates, lsd_rates, lsd_stats, md_stats_list = [], [], [], []
+    for _, sampler in variants.values():
+        sampler.run(3 * (config.lookahead + 1))
+    md_stats: list = []
+    lsd_stats: dict[str, list] = {name: [] for name in variants}
     for repeat in range(repeats):
-        md_stats = md.run(block).stats
-        stats = lsd.run(block).stats
-        md_stats_list.append(md_stats)
-        md_rates.append(md_stats.steps_per_s)
-        lsd_rates.append(stats.steps_per_s)
-        lsd_stats.append(stats)
-        log(f"  block {repeat + 1}/{repeats}: target MD {md_rates[-1]:.1f} steps/s, LSD {lsd_rates[-1]:.1f} "
-            f"steps/s, acceptance {stats.acceptance_rate:.2f}")
-    ratios = np.array(lsd_rates) / np.array(md_rates)
-    acceptance_by_depth, acceptance = _pooled_acceptance(lsd_stats)
-    # Target costs for the prediction come from the same interleaved blocks (they dominate and drift with
-    # machine load); the draft cost is the bare model call, so the engine's own drafting arithmetic,
-    # verification and bookkeeping all count against the efficiency. Isolated timings are reported too.
-    states = half_step_position(lsd.positions, lsd.momenta, lsd.constants)[None]
-    isolated = theory.measure_costs(draft, target, states, [1, config.lookahead + 1], repeats=7)
-    costs = {"draft_step_s": isolated["draft_step_s"],
-             "target_batch_s": _in_run_target_costs(md_stats_list, lsd_stats, config.lookahead)}
-    if config.mode == "async":  # streaming: the bound of DESIGN §2.4 with N_T workers, T_t(1) per state
-        workers = getattr(executor, "capacity", 1) if executor is not None else 1
-        predicted = float(theory.asynchronous_speedup(1.0 - acceptance, costs["draft_step_s"],
-                                                      costs["target_batch_s"][1], workers))
-    else:
-        predicted = float(theory.synchronous_speedup(acceptance_by_depth, config.lookahead, costs["draft_step_s"],
-                                                     costs["target_batch_s"]))
-    rounds = sum(s.rounds for s in lsd_stats)
-    speedup = float(np.median(ratios))
-    wall = {key: float(sum(getattr(s, key) for s in lsd_stats))
-            for key in ("time_draft_s", "time_target_s", "time_verification_s", "time_overhead_s", "wall_time_s")}
-    result = {
-        "config": config.to_dict(), "repeats": repeats, "steps_per_block": block,
-        "target_md_steps_per_s": float(np.median(md_rates)), "lsd_steps_per_s": float(np.median(lsd_rates)),
-        "speedup": speedup, "speedup_range": [float(ratios.min()), float(ratios.max())],
-        "predicted_speedup": predicted,
-        "prediction_model": "asynchronous bound" if config.mode == "async" else "synchronous cost model", "efficiency": speedup / predicted if predicted > 0 else math.nan,
-        "acceptance_rate": acceptance, "acceptance_by_depth": acceptance_by_depth.tolist(),
-        "expected_steps_per_round": float(theory.expected_steps_per_round(acceptance_by_depth)),
-        "measured_steps_per_round": block * repeats / rounds if rounds else math.nan,
-        "costs": {"draft_step_ms": 1e3 * costs["draft_step_s"], "source": "draft: isolated call; target: in-run averages",
-                  "target_batch_ms": {str(b): 1e3 * s for b, s in costs["target_batch_s"].items()}},
-        "costs_isolated": {"draft_step_ms": 1e3 * isolated["draft_step_s"],
-                           "target_batch_ms": {str(b): 1e3 * s for b, s in isolated["target_batch_s"].items()}},
-        "lsd_time_split_s": wall, "n_atoms": len(atoms),
-    }
+        md_stats.append(md.run(block).stats)
+        line = f"  block {repeat + 1}/{repeats}: target MD {md_stats[-1].steps_per_s:.1f} steps/s"
+        for name, (_, sampler) in variants.items():
+            stats = sampler.run(block).stats
+            lsd_stats[name].append(stats)
+            line += f", {name} {stats.steps_per_s:.1f} steps/s (acceptance {stats.acceptance_rate:.2f})"
+        log(line)
+    md_rates = np.array([s.steps_per_s for s in md_stats])
+    summaries = {name: _summarise(cfg, sampler, lsd_stats[name], md_stats, draft, target, executor, block)
+                 for name, (cfg, sampler) in variants.items()}
+    result = {"config": config.to_dict(), "repeats": repeats, "steps_per_block": block,
+              "target_md_steps_per_s": float(np.median(md_rates)), **summaries.pop("lsd"), "n_atoms": len(atoms)}
+    if "constant_ec" in summaries:
+        base = result["constant_ec"] = summaries["constant_ec"]
+        result["gain_over_constant_ec"] = {
+            "speedup_ratio": result["speedup"] / base["speedup"],
+            "expected_steps_per_round_ratio": result["expected_steps_per_round"] / base["expected_steps_per_round"]}
     if ase_steps is None:
         ase_steps = min(block, 200)
     if ase_steps > 0:
         result["ase_langevin_steps_per_s"] = time_ase_langevin(atoms, target, config, ase_steps)
         result["speedup_vs_ase_langevin"] = result["lsd_steps_per_s"] / result["ase_langevin_steps_per_s"]
     return result
+
+
+def _correction_call_s(correction, positions: np.ndarray) -> float:
+    """Median seconds of one call of the run's (trained) draft correction; 0 for none / constant."""
+    if correction is None or getattr(correction, "name", "constant") == "constant":
+        return 0.0
+    return theory.median_call_time(lambda x: correction.correction(x[0]), positions[None], 7)
+
+
+def _summarise(config: RunConfig, sampler, stats_list, md_stats, draft, target, executor,
+               block: int) -> dict[str, Any]:
+    """Measured and predicted speedup of one LSD variant against the interleaved target-MD blocks."""
+    md_rates = np.array([s.steps_per_s for s in md_stats])
+    rates = np.array([s.steps_per_s for s in stats_list])
+    ratios = rates / md_rates
+    acceptance_by_depth, acceptance = _pooled_acceptance(stats_list)
+    rounds_by_k = sum(s.rounds_by_lookahead for s in stats_list)
+    used_k = [int(k) for k in np.flatnonzero(rounds_by_k)] or [config.lookahead]
+    # Target costs for the prediction come from the same interleaved blocks (they dominate and drift with
+    # machine load); the draft cost is the bare model call plus the learned correction's call, so the
+    # engine's own drafting arithmetic, verification and bookkeeping all count against the efficiency.
+    states = half_step_position(sampler.positions, sampler.momenta, sampler.constants)[None]
+    isolated = theory.measure_costs(draft, target, states, [1] + [k + 1 for k in used_k], repeats=7)
+    correction_s = _correction_call_s(sampler.draft_correction, states[0])
+    rounds = sum(s.rounds for s in stats_list)
+    learning_s = sum(s.time_learning_s for s in stats_list)
+    in_run = _in_run_target_costs(md_stats, stats_list, config.lookahead)
+    if len(used_k) == 1:
+        target_costs = {1: in_run[1], used_k[0] + 1: in_run[config.lookahead + 1]}
+    else:  # adaptive K: isolated batch costs, scaled to the in-run single-state cost
+        scale = in_run[1] / isolated["target_batch_s"][1]
+        target_costs = {b: scale * t for b, t in isolated["target_batch_s"].items()}
+    costs = {"draft_step_s": isolated["draft_step_s"] + correction_s, "target_batch_s": target_costs,
+             "overhead_s": learning_s / rounds if rounds else 0.0}
+    weights = np.array([rounds_by_k[k] if len(rounds_by_k) > k else 1 for k in used_k], dtype=float)
+    expected_by_k = np.array([theory.expected_steps_per_round(acceptance_by_depth[:k]) for k in used_k])
+    expected = float(weights @ expected_by_k / weights.sum())  # E_K averaged over the rounds' K
+    if config.mode == "async":  # streaming: the bound of DESIGN §2.4 with N_T workers, T_t(1) per state
+        workers = getattr(executor, "capacity", 1) if executor is not None else 1
+        predicted = float(theory.asynchronous_speedup(1.0 - acceptance, costs["draft_step_s"],
+                                                      costs["target_batch_s"][1], workers))
+    else:  # rounds of each K, weighted by how often the run used it
+        seconds = np.array([k * costs["draft_step_s"] + costs["target_batch_s"][k + 1] + costs["overhead_s"]
+                            for k in used_k])
+        predicted = float((weights @ expected_by_k) * costs["target_batch_s"][1] / (weights @ seconds))
+    speedup = float(np.median(ratios))
+    wall = {key: float(sum(getattr(s, key) for s in stats_list))
+            for key in ("time_draft_s", "time_target_s", "time_verification_s", "time_overhead_s",
+                        "time_learning_s", "wall_time_s")}
+    return {
+        "draft_learning": config.draft_learning, "draft_correction": getattr(sampler.draft_correction, "name", None),
+        "adaptive_lookahead": config.adaptive_lookahead,
+        "lsd_steps_per_s": float(np.median(rates)),
+        "speedup": speedup, "speedup_range": [float(ratios.min()), float(ratios.max())],
+        "predicted_speedup": predicted,
+        "prediction_model": "asynchronous bound" if config.mode == "async" else "synchronous cost model",
+        "efficiency": speedup / predicted if predicted > 0 else math.nan,
+        "acceptance_rate": acceptance, "acceptance_by_depth": acceptance_by_depth.tolist(),
+        "rejection_by_depth": (1.0 - acceptance_by_depth).tolist(),
+        "expected_steps_per_round": expected,
+        "expected_steps_per_round_at_max_lookahead": float(theory.expected_steps_per_round(acceptance_by_depth)),
+        "measured_steps_per_round": block * len(stats_list) / rounds if rounds else math.nan,
+        "rounds_by_lookahead": {str(k): int(rounds_by_k[k]) for k in np.flatnonzero(rounds_by_k)},
+        "costs": {"draft_step_ms": 1e3 * isolated["draft_step_s"], "correction_call_ms": 1e3 * correction_s,
+                  "learning_ms_per_round": 1e3 * costs["overhead_s"],
+                  "source": "draft: isolated call; target: in-run averages",
+                  "target_batch_ms": {str(b): 1e3 * t for b, t in costs["target_batch_s"].items()}},
+        "costs_isolated": {"draft_step_ms": 1e3 * isolated["draft_step_s"],
+                           "target_batch_ms": {str(b): 1e3 * t for b, t in isolated["target_batch_s"].items()}},
+        "lsd_time_split_s": wall,
+    }
 
 
 def format_benchmark(result: dict[str, Any]) -> str:
@@ -167,6 +216,19 @@ def format_benchmark(result: dict[str, Any]) -> str:
         f"  costs          draft {result['costs']['draft_step_ms']:.3f} ms/step, target "
         + ", ".join(f"B={b}: {ms:.2f} ms" for b, ms in result["costs"]["target_batch_ms"].items()),
     ]
+    lines[0] += (f", draft learning {result['draft_learning']}" if result.get("draft_learning", "none") != "none" else "")
+    if result.get("adaptive_lookahead"):
+        lines.append("  K used         " + ", ".join(f"K={k}: {n} rounds" for k, n in result["rounds_by_lookahead"].items()))
+    if result.get("costs", {}).get("correction_call_ms"):
+        lines.append(f"  learning       correction {result['costs']['correction_call_ms']:.3f} ms/draft step, "
+                     f"refit {result['costs']['learning_ms_per_round']:.2f} ms/round")
+    if "constant_ec" in result:
+        base, gain = result["constant_ec"], result["gain_over_constant_ec"]
+        lines.append(f"  constant EC    {base['lsd_steps_per_s']:9.1f} steps/s, speedup {base['speedup']:.2f}x, "
+                     f"acceptance {base['acceptance_rate']:.3f}, E_K {base['expected_steps_per_round']:.2f}; by depth "
+                     + " ".join(f"{a:.2f}" for a in base["acceptance_by_depth"]))
+        lines.append(f"  gain           {gain['speedup_ratio']:.2f}x speedup, "
+                     f"{gain['expected_steps_per_round_ratio']:.2f}x steps per round over constant EC")
     if "ase_langevin_steps_per_s" in result:
         lines.append(f"  ASE Langevin   {result['ase_langevin_steps_per_s']:9.1f} steps/s "
                      f"(LSD is {result['speedup_vs_ase_langevin']:.2f}x faster)")

@@ -1,4 +1,4 @@
-"""The `lsd` command line: `lsd run`, `lsd bench`, `lsd theory`, `lsd models`.
+"""The `lsd` command line: `lsd run`, `lsd bench`, `lsd distill`, `lsd theory`, `lsd models`.
 
 Bad input gives one line on stderr and exit status 2 (never a traceback; add
 --debug to see one). Ctrl-C during `lsd run` leaves a checkpoint to --resume from.
@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from .errors import LSDError
+from .learning import CORRECTIONS
 from .runconfig import BUILTIN_SYSTEMS, ConfigError, RunConfig, read_config_file
 
 
@@ -30,6 +31,14 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     add("--error-correction", dest="error_correction", action="store_const", const=True,
         help="speculative error correction (default on)")
     add("--no-error-correction", dest="error_correction", action="store_const", const=False)
+    add("--draft-learning", choices=CORRECTIONS,
+        help="learn the draft's error from the target labels of each round (needs error correction): 'online' "
+             "picks the measured best for the system (bonded force-field refit for molecules, radial+first-order "
+             "for periodic solids); 'none' (default) is the constant correction")
+    add("--adaptive-lookahead", dest="adaptive_lookahead", action="store_const", const=True,
+        help="choose K each round in [--min-lookahead, --lookahead] from the acceptance by depth and model "
+             "costs measured once at the start (reproducible from the seed)")
+    add("--min-lookahead", type=int, help="smallest K with --adaptive-lookahead (default 1)")
     add("--hydrogen-mass-amu", type=float,
         help="hydrogen mass repartitioning: H mass in amu taken from bonded heavy atoms (e.g. 3); "
              "changes dynamics, not the configurational distribution")
@@ -52,6 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--stride", type=int, help="keep every n-th step in the trajectory")
     run.add_argument("--checkpoint-every", type=int, default=1000, help="steps between checkpoints")
     run.add_argument("--resume", action="store_true", help="continue from OUTPUT/checkpoint.npz")
+    run.add_argument("--save-labels", action="store_true",
+                     help="also write OUTPUT/labels.npz: every target force label of the run's rounds, "
+                          "for `lsd distill --labels`")
 
     bench = sub.add_parser("bench", help="plain target MD vs LSD, interleaved, with predicted speedup")
     _add_run_options(bench)
@@ -76,6 +88,11 @@ def build_parser() -> argparse.ArgumentParser:
     th.add_argument("--plot", help="save acceptance and speedup curves to this PNG")
     th.add_argument("--json", help="write the numbers to this JSON file")
 
+    from .distill import add_distill_arguments
+
+    distill = sub.add_parser("distill", help="train a draft on target-labelled configurations and save it")
+    add_distill_arguments(distill)
+
     sub.add_parser("models", help="list the force models and what they support")
     return parser
 
@@ -83,7 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _config_from(args: argparse.Namespace) -> RunConfig:
     values: dict[str, Any] = read_config_file(args.config) if args.config else {}
     for key in ("system", "draft", "target", "timestep_fs", "temperature_K", "friction_per_ps", "lookahead",
-                "error_correction", "hydrogen_mass_amu", "executor", "workers", "scheduler_address", "mode",
+                "error_correction", "draft_learning", "adaptive_lookahead", "min_lookahead", "hydrogen_mass_amu", "executor", "workers", "scheduler_address", "mode",
                 "steps", "seed", "output", "stride"):
         value = getattr(args, key, None)
         if value is not None:
@@ -103,8 +120,7 @@ def _writable_folder(path: Path) -> Path:
 
 
 def command_run(args: argparse.Namespace) -> int:
-    from .runconfig import build_executor, build_models, build_system
-    from .speculative import SpeculativeSampler
+    from .runconfig import build_executor, build_models, build_sampler, build_system
 
     config = _config_from(args)
     output = _writable_folder(Path(config.output))
@@ -112,9 +128,15 @@ def command_run(args: argparse.Namespace) -> int:
     draft, target = build_models(config, atoms)
     executor = build_executor(config)
     try:
-        sampler = SpeculativeSampler(atoms, draft, target, config.params(), lookahead=config.lookahead,
-                                     error_correction=config.error_correction, seed=config.seed,
-                                     executor=executor, mode=config.mode)
+        sampler = build_sampler(config, atoms, draft, target, executor)
+        recorder = None
+        if args.save_labels:
+            if sampler.draft_correction is None:
+                raise ConfigError("--save-labels records the labels the draft correction sees: it needs "
+                                  "error correction on")
+            from .learning import RecordingCorrection
+
+            recorder = sampler.draft_correction = RecordingCorrection(sampler.draft_correction)
         checkpoint = output / "checkpoint.npz"
         if args.resume:
             sampler.load_checkpoint(checkpoint)
@@ -132,6 +154,9 @@ def command_run(args: argparse.Namespace) -> int:
             print(f"\ninterrupted at step {sampler.step}; trajectory and checkpoint are in {output}. "
                   f"Continue with: lsd run --resume --output {output} --steps {config.steps} ...", file=sys.stderr)
             return 130
+        finally:
+            if recorder is not None and recorder.n_labels:
+                _save_labels(recorder, atoms, output / "labels.npz", args.resume)
     finally:
         if executor is not None:
             executor.close()
@@ -139,6 +164,17 @@ def command_run(args: argparse.Namespace) -> int:
     print(f"done: {sampler.step} steps, acceptance {s.acceptance_rate:.3f}, {s.steps_per_round:.2f} steps per "
           f"target call, {s.steps_per_s:.1f} steps/s; wrote {output}/trajectory.traj, summary.json, checkpoint.npz")
     return 0
+
+
+def _save_labels(recorder, atoms, path: Path, append: bool) -> None:
+    """Write (or, on --resume, extend) the run's verification labels."""
+    from .learning import load_labels, save_labels
+
+    labels = recorder.labels(atoms)
+    if append and path.exists():
+        labels = load_labels(path).concatenate(labels)
+    save_labels(path, labels)
+    print(f"wrote {len(labels)} target labels to {path}")
 
 
 def command_bench(args: argparse.Namespace) -> int:
@@ -172,7 +208,14 @@ def command_models(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"run": command_run, "bench": command_bench, "theory": command_theory, "models": command_models}
+def command_distill(args: argparse.Namespace) -> int:
+    from .distill import distill_command
+
+    return distill_command(args)
+
+
+COMMANDS = {"run": command_run, "bench": command_bench, "distill": command_distill, "theory": command_theory,
+            "models": command_models}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

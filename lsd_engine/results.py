@@ -25,13 +25,17 @@ class RunStats:
 
     acceptance_rate: accepted / verified drafted steps (NaN for plain MD).
     acceptance_by_depth: acceptance at draft depth 1..K, conditional on reaching it.
-    Times are wall-clock seconds; overhead = wall - draft - target - verification.
+    rounds_by_lookahead: entry K counts the rounds that ended in this call with lookahead K
+    (index 0 unused; one K unless the lookahead is adaptive).
+    Times are wall-clock seconds; overhead = wall - draft - target - verification;
+    time_learning_s (refitting a learned draft correction) is part of those, shown apart.
     """
 
     n_steps: int = 0
     acceptance_rate: float = math.nan
     acceptance_by_depth: np.ndarray = field(default_factory=lambda: np.zeros(0))
     verified_by_depth: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    rounds_by_lookahead: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     accepted_steps: int = 0
     repaired_steps: int = 0
     target_steps: int = 0
@@ -44,6 +48,7 @@ class RunStats:
     time_target_s: float = 0.0
     time_verification_s: float = 0.0
     time_overhead_s: float = 0.0
+    time_learning_s: float = 0.0  # draft-correction refits (observe), already inside the times above
     wall_time_s: float = 0.0
 
     @property
@@ -85,6 +90,7 @@ class StatsCounter:
     def __init__(self, lookahead: int = 0):
         self.depth_verified = np.zeros(lookahead, dtype=np.int64)
         self.depth_accepted = np.zeros(lookahead, dtype=np.int64)
+        self.lookahead_rounds = np.zeros(lookahead + 1 if lookahead else 0, dtype=np.int64)
         self.stats = RunStats()
 
     def record_round(self, n_verified: int, n_accepted: int) -> None:
@@ -92,6 +98,10 @@ class StatsCounter:
         self.depth_verified[:n_verified] += 1
         self.depth_accepted[:n_accepted] += 1
         self.stats.rounds += 1
+
+    def record_lookahead(self, lookahead: int) -> None:
+        """A round with lookahead K ended."""
+        self.lookahead_rounds[lookahead] += 1
 
     def finish(self, n_steps: int, wall_time_s: float) -> RunStats:
         s = self.stats
@@ -101,6 +111,7 @@ class StatsCounter:
         verified = int(self.depth_verified.sum())
         if self.depth_verified.size:
             s.verified_by_depth = self.depth_verified.copy()
+            s.rounds_by_lookahead = self.lookahead_rounds.copy()
             with np.errstate(invalid="ignore", divide="ignore"):
                 s.acceptance_by_depth = np.where(self.depth_verified > 0,
                                                  self.depth_accepted / np.maximum(self.depth_verified, 1), np.nan)

@@ -43,8 +43,11 @@ class RunConfig:
     timestep_fs: float = 0.5
     temperature_K: float = 300.0
     friction_per_ps: float = 10.0
-    lookahead: int = 8
+    lookahead: int = 8  # K; with adaptive_lookahead, the largest K a round may use
     error_correction: bool = True
+    draft_learning: str = "none"  # none | constant | online | first-order | bonded | radial | ... (see learning)
+    adaptive_lookahead: bool = False  # choose K per round in [min_lookahead, lookahead] (DESIGN §2.4)
+    min_lookahead: int = 1
     hydrogen_mass_amu: float | None = None  # None: natural masses; e.g. 3.0 for HMR
     executor: str = "local"  # local | dask
     workers: int = 2
@@ -60,6 +63,16 @@ class RunConfig:
     def __post_init__(self) -> None:
         if self.lookahead < 1:
             raise ConfigError(f"lookahead must be at least 1, got {self.lookahead}")
+        if self.min_lookahead < 1 or self.min_lookahead > self.lookahead:
+            raise ConfigError(f"min_lookahead must lie in 1..lookahead ({self.lookahead}), got {self.min_lookahead}")
+        from .learning import CORRECTIONS
+
+        self.draft_learning = str(self.draft_learning).lower()
+        if self.draft_learning not in CORRECTIONS:
+            raise ConfigError(f"unknown draft_learning {self.draft_learning!r}; choose one of {', '.join(CORRECTIONS)}")
+        if self.draft_learning not in ("none", "constant") and not self.error_correction:
+            raise ConfigError(f"draft_learning={self.draft_learning!r} needs error correction on (a learned "
+                              "correction replaces the constant one)")
         if self.steps < 0:
             raise ConfigError(f"steps must be non-negative, got {self.steps}")
         if self.stride < 1:
@@ -171,3 +184,59 @@ def build_executor(config: RunConfig):
     if config.scheduler_address:
         return DaskExecutor(address=config.scheduler_address)
     return DaskExecutor(n_workers=config.workers)
+
+
+def build_draft_correction(config: RunConfig, atoms: Atoms):
+    """The draft correction ``config.draft_learning`` names (None: constant EC, or none without EC)."""
+    from .learning import make_correction
+
+    try:
+        return make_correction(config.draft_learning, atoms) if config.error_correction else None
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def correction_seconds_per_call(correction, draft, target, atoms: Atoms, repeats: int = 5) -> float:
+    """Median cost of one ``correction.correction(x)`` call after it has seen one label (a copy is timed)."""
+    import copy
+    import time
+
+    import numpy as np
+
+    if correction is None:
+        return 0.0
+    probe = copy.deepcopy(correction)
+    x = atoms.get_positions()[None]
+    _, target_forces = target.evaluate(x)
+    _, draft_forces = draft.evaluate(x)
+    probe.observe(x, target_forces, draft_forces)
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        probe.correction(x[0])
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times))
+
+
+def build_lookahead_policy(config: RunConfig, atoms: Atoms, draft, target, correction=None):
+    """An ``AdaptiveLookahead`` for K in [min_lookahead, lookahead] with costs measured once now
+    (draft call + the correction's call per drafted step, target batches 1, 2, K_max+1), or None
+    when the lookahead is fixed. Fixed costs keep the trajectory reproducible from the seed."""
+    if not config.adaptive_lookahead:
+        return None
+    from .adaptive import AdaptiveLookahead
+
+    extra = correction_seconds_per_call(correction, draft, target, atoms)
+    return AdaptiveLookahead.from_models(draft, target, atoms.get_positions(), k_min=config.min_lookahead,
+                                         k_max=config.lookahead, extra_draft_s=extra)
+
+
+def build_sampler(config: RunConfig, atoms: Atoms, draft, target, executor=None):
+    """The ``SpeculativeSampler`` a configuration describes (learned draft, adaptive K included)."""
+    from .speculative import SpeculativeSampler
+
+    correction = build_draft_correction(config, atoms)
+    policy = build_lookahead_policy(config, atoms, draft, target, correction)
+    return SpeculativeSampler(atoms, draft, target, config.params(), lookahead=config.lookahead,
+                              error_correction=config.error_correction, seed=config.seed, executor=executor,
+                              mode=config.mode, draft_correction=correction, lookahead_policy=policy)

@@ -48,6 +48,13 @@ class SpeculativeSampler(Simulation):
     in order as they arrive, cancelling newer drafts on a rejection (at most K+1
     steps in flight). Both modes give bitwise the same trajectory for a seed when
     the target computes each row of a batch independently.
+
+    lookahead_policy: choose K per round (e.g. ``lsd_engine.adaptive.AdaptiveLookahead``:
+    ``choose()``, ``record_round(verified, accepted, ...)``, ``state()``, ``restore()``,
+    ``k_min``, ``k_max``). K is fixed before a round is drafted, from finished rounds
+    only, so the sampler stays exact; ``lookahead`` is then the current round's K and
+    the buffers hold ``k_max`` steps. In async mode the draft waits at each round's
+    bonus step until the round is verified, because the next K depends on it.
     """
 
     streaming_scheduler = StreamingScheduler  # the asynchronous mode's driver (a class attribute, for tests)
@@ -55,11 +62,21 @@ class SpeculativeSampler(Simulation):
     def __init__(self, atoms: Atoms, draft: ForceModel, target: ForceModel, params: LangevinParams,
                  lookahead: int = 8, error_correction: bool = True, seed: int = 0,
                  executor: Executor | None = None, mode: str = "sync",
-                 draft_correction: DraftCorrection | None = None):
+                 draft_correction: DraftCorrection | None = None, lookahead_policy: Any | None = None):
         super().__init__(atoms, params, seed)
         self.draft = _check_model(draft, "draft", self.n_atoms)
         self._target = _check_model(target, "target", self.n_atoms)
         self.lookahead = _positive_int(lookahead, "lookahead")
+        if lookahead_policy is not None:
+            missing = [a for a in ("choose", "record_round", "state", "restore", "k_max") if not hasattr(lookahead_policy, a)]
+            if missing:
+                raise TypeError(f"lookahead_policy lacks {', '.join(missing)} (see lsd_engine.adaptive.AdaptiveLookahead)")
+            self.lookahead = self._checked_choice(lookahead_policy.choose(), lookahead_policy)
+        self.lookahead_policy = lookahead_policy
+        self._round_verified = 0  # drafted steps of the current round verified so far
+        self._round_accepted = 0  # ... and accepted
+        self._round_timing: dict[str, float] = {}  # last synchronous round's timings, for a measuring policy
+        self._counter: StatsCounter | None = None  # the current run() call's counters
         if draft_correction is not None and not isinstance(draft_correction, DraftCorrection):
             raise TypeError("draft_correction must implement correction/observe/state/restore "
                             f"(lsd_engine.corrections.DraftCorrection), got {type(draft_correction).__name__}")
@@ -88,6 +105,17 @@ class SpeculativeSampler(Simulation):
     def target(self) -> ForceModel:
         return self._target
 
+    @staticmethod
+    def _checked_choice(k: Any, policy: Any) -> int:
+        k_min, k_max = int(getattr(policy, "k_min", 1)), int(policy.k_max)
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not k_min <= k <= k_max:
+            raise ValueError(f"lookahead_policy.choose() returned {k!r}; expected an integer in {k_min}..{k_max}")
+        return int(k)
+
+    def _max_lookahead(self) -> int:
+        """Largest K a round can use: the buffer size (minus the bonus slot)."""
+        return int(self.lookahead_policy.k_max) if self.lookahead_policy is not None else self.lookahead
+
     def _allocate(self, lookahead: int) -> None:
         shape = (lookahead + 1, self.n_atoms, 3)
         self._half = np.empty(shape)  # half-step positions x'_{n+1..n+K+1}
@@ -101,10 +129,12 @@ class SpeculativeSampler(Simulation):
     def _options(self) -> dict[str, Any]:
         return {"lookahead": self.lookahead, "error_correction": self.error_correction, "mode": self.mode,
                 "draft": self.draft.name, "target": self._target.name,
-                "draft_correction": getattr(self.draft_correction, "name", None)}
+                "draft_correction": getattr(self.draft_correction, "name", None),
+                "adaptive_lookahead": self.lookahead_policy is not None,
+                "max_lookahead": self._max_lookahead()}
 
     def _lookahead(self) -> int:
-        return self.lookahead
+        return self._max_lookahead()
 
     def _state_arrays(self) -> dict[str, np.ndarray]:
         arrays: dict[str, np.ndarray] = {}
@@ -113,6 +143,8 @@ class SpeculativeSampler(Simulation):
         if self._round_labels:
             for name, column in zip(("positions", "target_forces", "draft_forces"), zip(*self._round_labels)):
                 arrays[f"labels/{name}"] = np.array(column)
+        if self.lookahead_policy is not None:
+            arrays.update({f"policy/{k}": np.asarray(v) for k, v in self.lookahead_policy.state().items()})
         return arrays
 
     def _restore_state_arrays(self, arrays: dict[str, np.ndarray]) -> None:
@@ -121,20 +153,33 @@ class SpeculativeSampler(Simulation):
                                            if k.startswith("correction/")})
         labels = [arrays.get(f"labels/{name}") for name in ("positions", "target_forces", "draft_forces")]
         self._round_labels = [] if labels[0] is None else [tuple(row) for row in zip(*labels)]
+        if self.lookahead_policy is not None:
+            policy_state = {k.split("/", 1)[1]: v for k, v in arrays.items() if k.startswith("policy/")}
+            if not policy_state:
+                raise ValueError("the checkpoint has no lookahead-policy state: it was written without "
+                                 "adaptive lookahead, so it cannot resume an adaptive run bit for bit")
+            self.lookahead_policy.restore(policy_state)
 
     def _sampler_state(self) -> dict[str, Any]:
-        return {"round_left": self.round_left, "correction_primed": self._correction_primed}
+        return {"round_left": self.round_left, "correction_primed": self._correction_primed,
+                "lookahead": self.lookahead, "round_verified": self._round_verified,
+                "round_accepted": self._round_accepted}
 
     def _restore_sampler_state(self, state: dict[str, Any]) -> None:
+        if self.lookahead_policy is not None and "lookahead" in state:
+            self.lookahead = self._checked_choice(int(state["lookahead"]), self.lookahead_policy)
         self.round_left = min(int(state.get("round_left", self.lookahead)), self.lookahead)
         self._correction_primed = bool(state.get("correction_primed", False))
+        self._round_verified = int(state.get("round_verified", 0))
+        self._round_accepted = int(state.get("round_accepted", 0))
 
     def _prepare(self, counter: StatsCounter) -> None:
         """Target energy at the start and, with a draft correction, its first label (the start positions)."""
         need_energy = self.energy is None
         need_label = self.draft_correction is not None and not self._correction_primed
-        if self._half.shape[0] != self.lookahead + 1:
-            self._allocate(self.lookahead)
+        if self._half.shape[0] != self._max_lookahead() + 1:
+            self._allocate(self._max_lookahead())
+        self._counter = counter
         self._streamer.reset()
         self._retries_at_start = getattr(self.executor, "retries", 0)
         if not (need_energy or need_label):
@@ -207,7 +252,11 @@ class SpeculativeSampler(Simulation):
         delta = self._mean_shift(target_force[None], self._draft_forces[j:j + 1], applied)
         if self.draft_correction is not None and record_label:
             self._round_labels.append((self._half[j].copy(), target_force.copy(), self._draft_forces[j].copy()))
-        if self.rng.log_uniform(step) <= log_acceptance_ratio(self._noise[j:j + 1], delta)[0]:
+        accepted = bool(self.rng.log_uniform(step) <= log_acceptance_ratio(self._noise[j:j + 1], delta)[0])
+        if record_label:  # a drafted step of the round (not its bonus step)
+            self._round_verified += 1
+            self._round_accepted += accepted
+        if accepted:
             return True
         repaired = self._repair(self._prev_momenta[j], target_force, self._noise[j], delta[0])
         self._new_momenta[j] = repaired
@@ -215,11 +264,22 @@ class SpeculativeSampler(Simulation):
         return False
 
     def _end_round(self) -> None:
-        """The round ended (rejection or bonus step): the correction learns from its labels."""
+        """The round ended (rejection or bonus step): the correction learns from its labels and,
+        with a lookahead policy, the next round's K is chosen from the finished rounds."""
         if self.draft_correction is not None and self._round_labels:
             positions, target_forces, draft_forces = (np.array(c) for c in zip(*self._round_labels))
+            t0 = time.perf_counter()
             self.draft_correction.observe(positions, target_forces, draft_forces)
+            if self._counter is not None:
+                self._counter.stats.time_learning_s += time.perf_counter() - t0
         self._round_labels = []
+        if self._counter is not None:
+            self._counter.record_lookahead(self.lookahead)
+        if self.lookahead_policy is not None:
+            self.lookahead_policy.record_round(self._round_verified, self._round_accepted, **self._round_timing)
+            self.lookahead = self._checked_choice(self.lookahead_policy.choose(), self.lookahead_policy)
+        self._round_verified = self._round_accepted = 0
+        self._round_timing = {}
         self.round_left = self.lookahead
 
     def _draft_bonus(self, j: int, positions: np.ndarray, momenta: np.ndarray, step: int,
@@ -274,6 +334,8 @@ class SpeculativeSampler(Simulation):
         stats.time_target_s += t2 - t1
         stats.target_calls += 1
         stats.target_evaluations += n_eval
+        self._round_timing = {"draft_seconds": t1 - t0, "drafted_steps": n_draft, "target_seconds": t2 - t1,
+                              "batch_size": n_eval}
 
         # 3. Verify in order with the coupling; stop at the first rejection (repaired in its slot).
         n_accepted = n_draft

@@ -19,6 +19,9 @@ that step's half-step position. All randomness is keyed by step. So:
 - with EC, the draft stops at each round end after dispatching the bonus
   half-step position, and resumes once that step is verified.
 
+With a lookahead policy, the next round's K is chosen when a round ends, so the
+draft also waits at each round's bonus step (without EC it could otherwise run on).
+
 At most K + 1 steps are drafted ahead of the verified frontier; statistics
 (rounds, acceptance by depth, accepted / repaired / target steps) are counted
 exactly as the synchronous sampler counts them.
@@ -59,7 +62,7 @@ class StreamingScheduler:
     def __init__(self, sampler: "SpeculativeSampler"):
         self.sampler = sampler
         self.pending: deque[_Entry] = deque()
-        self.window = sampler.lookahead + 1  # steps drafted ahead of the verified frontier, at most
+        self.window = sampler._max_lookahead() + 1  # steps drafted ahead of the verified frontier, at most
         self._frontier_step = -1
         self._seg_verified = self._seg_accepted = 0  # drafted steps verified / accepted in this round segment
         self._seg_open = False
@@ -72,7 +75,7 @@ class StreamingScheduler:
         self._frontier_step = s.step
         self._seg_verified = self._seg_accepted = 0
         self._seg_open = False
-        self.window = s.lookahead + 1
+        self.window = s._max_lookahead() + 1
 
     def advance(self, max_steps: int, counter: StatsCounter) -> StepBlock:
         """Verified steps from the sampler's current state (at least one, at most ``max_steps``)."""
@@ -114,7 +117,12 @@ class StreamingScheduler:
     def _can_draft(self, end: int) -> bool:
         if self._frontier_step + len(self.pending) >= end or len(self.pending) >= self.window:
             return False
-        return not self.pending or self.pending[-1].drafted  # an EC bonus step blocks until verified
+        if not self.pending:
+            return True
+        last = self.pending[-1]
+        if self.sampler.lookahead_policy is not None and last.depth == self.sampler.lookahead + 1:
+            return False  # the next round's K is chosen once this round is verified
+        return last.drafted  # an EC bonus step blocks until verified
 
     def _draft_next(self) -> None:
         s = self.sampler

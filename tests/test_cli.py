@@ -52,6 +52,11 @@ def test_config_file_and_flags(tmp_path):
     (["run", *FAST_PAIR, "--output", "/proc/lsd-cannot-write-here"], "not writable"),
     (["run", "--config", "/nonexistent/run.toml"], "not found"),
     (["bench", *FAST_PAIR, "--repeats", "0"], "repeats"),
+    (["run", *FAST_PAIR, "--draft-learning", "bonded", "--no-error-correction"], "needs error correction"),
+    (["run", *FAST_PAIR, "--adaptive-lookahead", "--lookahead", "3", "--min-lookahead", "5"], "min_lookahead"),
+    (["run", "--system", "copper-32", "--draft", "emt", "--target", "emt", "--draft-learning", "bonded"],
+     "molecules"),
+    (["distill", "--labels", "/nonexistent/labels.npz", "--output", "m.npz"], "labels.npz"),
     (["theory", "--n-atoms", "0"], "n-atoms"),
 ])
 def test_bad_input_gives_one_line_error_and_nonzero_exit(tmp_path, args, message):
@@ -89,3 +94,38 @@ def test_theory_prints_curves_and_saves_plot(tmp_path):
 def test_models_lists_the_registry():
     done = lsd("models")
     assert done.returncode == 0 and "amber14" in done.stdout and "ani-1x" in done.stdout
+
+
+def test_learning_and_adaptive_run_saves_labels_that_distill_trains_on(tmp_path):
+    out = tmp_path / "run"
+    done = lsd("run", *FAST_PAIR, "--draft-learning", "online", "--adaptive-lookahead", "--lookahead", "6",
+               "--steps", "40", "--save-labels", "--output", str(out))
+    assert done.returncode == 0, done.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["options"]["adaptive_lookahead"] and summary["options"]["draft_correction"] == "bonded"
+    assert sum(summary["stats"]["rounds_by_lookahead"]) >= 1
+    assert "target labels" in done.stdout and (out / "labels.npz").exists()
+    again = lsd("run", *FAST_PAIR, "--draft-learning", "online", "--adaptive-lookahead", "--lookahead", "6",
+                "--steps", "60", "--save-labels", "--output", str(out), "--resume")
+    assert again.returncode == 0, again.stderr
+    model = tmp_path / "distilled.npz"
+    distilled = lsd("distill", "--labels", str(out / "labels.npz"), "--system", "alanine-dipeptide-vacuum",
+                    "--draft", "amber14", "--kind", "bonded", "--output", str(model), "--json", str(tmp_path / "d.json"))
+    assert distilled.returncode == 0, distilled.stderr
+    assert model.exists() and f"distilled:{model}" in distilled.stdout
+    report = json.loads((tmp_path / "d.json").read_text())
+    assert report["n_train"] + report.get("n_validation", 0) >= 60
+
+
+def test_bench_with_learning_reports_the_constant_ec_baseline(tmp_path):
+    out = tmp_path / "bench.json"
+    done = lsd("bench", *FAST_PAIR, "--lookahead", "4", "--draft-learning", "online", "--adaptive-lookahead",
+               "--steps", "40", "--repeats", "2", "--ase-steps", "0", "--json", str(out))
+    assert done.returncode == 0, done.stderr
+    data = json.loads(out.read_text())
+    assert data["draft_learning"] == "online" and data["adaptive_lookahead"] is True
+    for key in ("expected_steps_per_round", "rounds_by_lookahead", "rejection_by_depth", "constant_ec",
+                "gain_over_constant_ec"):
+        assert key in data, key
+    assert data["constant_ec"]["draft_learning"] == "none" and not data["constant_ec"]["adaptive_lookahead"]
+    assert "constant EC" in done.stdout

@@ -206,3 +206,36 @@ def test_recording_correction_saves_an_lsd_runs_labels(tmp_path):
     np.testing.assert_array_equal(back.positions, labels.positions[:20])
     np.testing.assert_array_equal(back.residuals, labels.residuals[:20])
     assert back.meta["source"] == "lsd-run"
+
+
+class _WildModel(FirstOrderCorrection):
+    """A model that predicts a huge, wrong residual change: the gate and the trust region must contain it."""
+
+    def _model(self, positions):
+        out = super()._model(positions)
+        return None if out is None else out + 1e3 * np.sin(37.0 * positions)
+
+
+def test_validation_gate_falls_back_to_constant_ec_for_a_bad_model():
+    atoms, labels, _ = MOLECULE
+    wild = _WildModel(22, window=8)
+    feed(wild, labels.slice(0, 60))
+    x = labels.positions[61]
+    assert not wild.uses_model  # it scored worse than constant EC on every fresh round
+    np.testing.assert_array_equal(wild.correction(x), labels.residuals[59])
+    good = make_correction("first-order", atoms)  # a model that helps: the gate opens
+    residual = 0.3 * (labels.positions - labels.positions[0])
+    zero = np.zeros_like(residual)
+    for t in range(0, 60, 4):
+        good.observe(labels.positions[t:t + 4], residual[t:t + 4], zero[t:t + 4])
+    assert good.uses_model
+
+
+def test_trust_region_bounds_the_change_per_atom():
+    atoms, labels, _ = MOLECULE
+    wild = _WildModel(22, window=8)
+    wild.gate = False
+    feed(wild, labels.slice(0, 60))
+    change = wild.correction(labels.positions[61] + 0.05) - labels.residuals[59]
+    assert np.linalg.norm(change, axis=1).max() <= wild.max_change_eV_per_A * (1 + 1e-12)
+    assert np.linalg.norm(change, axis=1).max() > 0.5 * wild.max_change_eV_per_A  # it did clip, not vanish

@@ -81,7 +81,7 @@ def make_correction(name: str, atoms: Atoms, **options: Any):
             raise ValueError("the bonded correction is for molecules (non-periodic systems); use 'radial' or "
                              "'first-order' for periodic ones")
         return BondedCorrection(numbers, masses, **{"cross_separation": 2, "forgetting": 0.998, "fit_stride": 4,
-                                                    "solve_every": 16, **options})
+                                                    "ridge": 1e-3, "solve_every": 16, **options})
     if key == "radial":
         return RadialCorrection(numbers, masses, cell, pbc, **{"cutoff": 4.5, "skin": 0.5, **options})
     if key == "radial+first-order":
@@ -128,6 +128,10 @@ class RecordingCorrection:
     def restore(self, state) -> None:
         if self.inner is not None:
             self.inner.restore(state)
+
+    @property
+    def n_labels(self) -> int:
+        return sum(len(x) for x in self._positions)
 
     def labels(self, atoms: Atoms) -> LabelSet:
         if not self._positions:

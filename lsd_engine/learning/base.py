@@ -15,6 +15,20 @@ r = F_target - F_draft is used as
     g(x) = r(x_ref) + m(x) - m(x_ref),
 so g is exact at x_ref (like the seed paper's constant EC, which is the case m = 0)
 and m only has to get the *change* of the residual over a round right.
+
+Trust region: the change m(x) - m(x_ref) is clipped per atom to ``max_change_eV_per_A``
+(default 3 eV/Å, several times a typical draft error), so a model fitted on a handful
+of labels cannot throw a draft far off before it has learned (an unbounded polynomial
+once sent a K = 16 draft to NaN within 30 steps). The clip is a fixed function of x and
+of past labels, so exactness is untouched; it only bounds how wrong the draft can get.
+
+Validation gate: each round's new labels are first scored, out of sample, against the
+correction the round was drafted with and against plain constant EC (r(x_ref)); the
+model is used only while its exponentially averaged squared error (memory
+``gate_memory`` per round) is below constant EC's. So a model still learning (few
+labels, early rounds) or one that cannot represent the residual falls back to the
+seed paper's EC instead of making the draft worse. Up to ``gate_labels`` labels per
+round are scored (evenly spaced, the deepest included).
 """
 
 from __future__ import annotations
@@ -99,6 +113,10 @@ class LearnedCorrection:
     """
 
     name = "learned"
+    max_change_eV_per_A: float = 3.0  # per-atom bound on m(x) - m(x_ref) (the trust region)
+    gate: bool = True  # use the model only while it beats constant EC on fresh labels
+    gate_memory: float = 0.9  # weight kept per round by the gate's error averages
+    gate_labels: int = 4  # labels per round the gate scores
 
     def __init__(self, n_atoms: int, anchor: bool = True):
         self.n_atoms = int(n_atoms)
@@ -107,6 +125,14 @@ class LearnedCorrection:
         self._r_ref: np.ndarray | None = None
         self._m_ref: np.ndarray | None = None
         self.n_labels = 0
+        self._gate_errors = np.zeros(2)  # averaged squared error of (model, constant EC) on fresh labels
+
+    @property
+    def uses_model(self) -> bool:
+        """Whether ``correction`` currently adds the model's change (gate open) or is constant EC."""
+        if self._m_ref is None:
+            return False
+        return not self.gate or bool(self._gate_errors[0] < self._gate_errors[1])
 
     @property
     def ready(self) -> bool:
@@ -117,20 +143,40 @@ class LearnedCorrection:
         x = np.asarray(positions, dtype=float)
         if self._r_ref is None:
             return np.zeros_like(x)
-        if self._m_ref is None:  # no model fitted yet: constant EC
+        if not self.uses_model:  # no model fitted yet, or the gate prefers constant EC
             return self._r_ref.copy()
+        return self._modelled(x)
+
+    def _modelled(self, x: np.ndarray) -> np.ndarray:
+        """The model's correction (anchored and clipped), whatever the gate says."""
         m = self._model(x)
-        return self._r_ref + (m - self._m_ref) if self.anchor else m
+        if not self.anchor:
+            return m
+        change = m - self._m_ref
+        norm = np.sqrt(np.einsum("...i,...i->...", change, change))[..., None]
+        limit = self.max_change_eV_per_A
+        return self._r_ref + np.where(norm > limit, change * (limit / np.maximum(norm, 1e-300)), change)
 
     def observe(self, positions: np.ndarray, target_forces: np.ndarray, draft_forces: np.ndarray) -> None:
         x, r = check_labels(positions, target_forces, draft_forces, self.n_atoms)
+        if self.gate and self._m_ref is not None:
+            self._score(x, r)
         self._learn(x, r)
         self.n_labels += x.shape[0]
         self._x_ref, self._r_ref = x[-1].copy(), r[-1].copy()
         self._m_ref = self._model(self._x_ref)
 
+    def _score(self, x: np.ndarray, r: np.ndarray) -> None:
+        """Update the gate with the new labels, scored before the model learns from them."""
+        picks = np.unique(np.linspace(0, x.shape[0] - 1, min(x.shape[0], self.gate_labels)).round().astype(int))
+        errors = np.zeros(2)
+        for k in picks:
+            errors[0] += np.sum((r[k] - self._modelled(x[k])) ** 2)
+            errors[1] += np.sum((r[k] - self._r_ref) ** 2)
+        self._gate_errors = self.gate_memory * self._gate_errors + errors / picks.size
+
     def state(self) -> dict[str, np.ndarray]:
-        out = {"n_labels": np.array(self.n_labels)}
+        out = {"n_labels": np.array(self.n_labels), "gate_errors": self._gate_errors.copy()}
         if self._x_ref is not None:
             out["x_ref"], out["r_ref"] = self._x_ref.copy(), self._r_ref.copy()
         for key, value in self._state().items():
@@ -139,6 +185,7 @@ class LearnedCorrection:
 
     def restore(self, state: dict[str, Any]) -> None:
         self.n_labels = int(state.get("n_labels", 0))
+        self._gate_errors = np.array(state.get("gate_errors", np.zeros(2)), dtype=float)
         own = {key[2:]: np.asarray(value) for key, value in state.items() if key.startswith("m_")}
         self._restore(own)
         if "x_ref" in state:

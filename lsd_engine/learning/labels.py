@@ -59,6 +59,17 @@ class LabelSet:
         return LabelSet(self.positions, self.target_forces, self.target_energies, self.numbers, self.masses,
                         self.cell, self.pbc, np.concatenate(chunks), meta)
 
+    def concatenate(self, other: "LabelSet") -> "LabelSet":
+        """These labels followed by ``other``'s (same system; draft forces kept only if both have them)."""
+        if not np.array_equal(self.numbers, other.numbers):
+            raise ValueError("cannot join label sets of different systems (atomic numbers differ)")
+        draft = (None if self.draft_forces is None or other.draft_forces is None
+                 else np.concatenate([self.draft_forces, other.draft_forces]))
+        return LabelSet(np.concatenate([self.positions, other.positions]),
+                        np.concatenate([self.target_forces, other.target_forces]),
+                        np.concatenate([self.target_energies, other.target_energies]), self.numbers, self.masses,
+                        self.cell, self.pbc, draft, dict(self.meta))
+
     def slice(self, start: int = 0, stop: int | None = None) -> "LabelSet":
         s = np.s_[start:stop]
         return LabelSet(self.positions[s], self.target_forces[s], self.target_energies[s], self.numbers,
