@@ -34,8 +34,18 @@ ABOUT = """
 transport map keeps the accepted steps and repairs the first rejected one. The trajectory is
 distributed exactly like plain Langevin MD with the target — the Ramachandran plots below compare the
 two. Green bonds / strips: accepted draft steps; red: repaired (rejected) steps; blue: steps sampled
-from the target directly (the bonus step of a fully accepted round).
+from the target directly (the bonus step of a fully accepted round). With *draft learning* the draft's
+force is corrected by a model refitted on the target forces each round verifies; with *adaptive K* each
+round's lookahead is chosen from the measured acceptance by depth and model costs — the lookahead plots
+and the draft-learning line show their effect as the run goes.
 """
+
+SPECULATION_HELP = (
+    "**Draft learning** refits a correction of the draft force on the target forces of each verified round "
+    "(needs error correction; *online*: bonded terms for molecules, radial + first-order for crystals). "
+    "**Adaptive K** picks each round's K between the smallest K and the lookahead K, maximising the expected "
+    "speedup (costs measured once at the start). Both keep LSD exact."
+)
 
 
 def apply_query_args(controller: RunController, args: Mapping[str, Any]) -> list[str]:
@@ -117,9 +127,9 @@ class Dashboard(pn.viewable.Viewer):
         unsupported = [f"{k}: {v}" for k, v in support.items() if v]
         if not choices.sampler_supports_mode():
             unsupported.append("async mode: the installed engine has only the synchronous sampler")
-        status = pn.pane.Markdown(pn.bind(lambda s, m, n, r: f"**Status: {s}** — {m}  \nLSD steps {n}, "
-                                          f"target MD steps {r}", p.status, p.message, p.steps_done,
-                                          p.reference_steps_done),
+        status = pn.pane.Markdown(pn.bind(lambda s, m, n, r, k: f"**Status: {s}** — {m}  \nLSD steps {n}, "
+                                          f"target MD steps {r}" + (f"  \n{k}" if k else ""),
+                                          p.status, p.message, p.steps_done, p.reference_steps_done, p.speculation),
                                   css_classes=["lsd-status"], sizing_mode="stretch_width")
         problems = pn.pane.Alert(pn.bind(lambda text: text, p.problems), alert_type="danger",
                                  visible=pn.bind(bool, p.problems), sizing_mode="stretch_width",
@@ -158,8 +168,16 @@ class Dashboard(pn.viewable.Viewer):
                 num(p.hydrogen_mass_amu, name="Hydrogen mass (amu, empty = natural)", step=0.5),
                 title="Langevin dynamics", sizing_mode="stretch_width"),
             pn.Card(
-                pn.widgets.IntSlider.from_param(p.lookahead, name="Lookahead K", end=32),
+                pn.widgets.IntSlider.from_param(p.lookahead, name="Lookahead K (largest K when adaptive)", end=32),
+                pn.widgets.Checkbox.from_param(p.adaptive_lookahead, name="Adaptive K (chosen per round)",
+                                               css_classes=["lsd-adaptive"]),
+                pn.widgets.IntSlider.from_param(p.min_lookahead, name="Smallest adaptive K", end=32,
+                                                visible=pn.bind(bool, p.adaptive_lookahead),
+                                                css_classes=["lsd-min-lookahead"]),
                 pn.widgets.Checkbox.from_param(p.error_correction, name="Speculative error correction"),
+                pn.widgets.Select.from_param(p.draft_learning, name="Draft learning (needs error correction)",
+                                             css_classes=["lsd-draft-learning"]),
+                pn.pane.Markdown(SPECULATION_HELP, styles={"font-size": "0.85em"}, margin=(0, 10)),
                 mode, executor,
                 integer(p.n_workers, name="Dask workers"),
                 pn.widgets.TextInput.from_param(p.scheduler_address, name="Scheduler address",
@@ -201,8 +219,8 @@ class Dashboard(pn.viewable.Viewer):
             pn.Row(pn.Column(v["molecule"], v["strip"], sizing_mode="stretch_width"),
                    pn.Column(v["numbers"], v["speedup"], sizing_mode="stretch_width"), sizing_mode="stretch_width"),
             pn.Row(v["rama_lsd"], v["rama_ref"], v["observables"], sizing_mode="stretch_width"),
-            pn.Row(v["depth"], v["timing"], sizing_mode="stretch_width"),
-            pn.Row(v["energy"], v["temperature"], sizing_mode="stretch_width"),
+            pn.Row(v["depth"], v["lookahead"], v["timing"], sizing_mode="stretch_width"),
+            pn.Row(v["energy"], v["temperature"], v["lookahead_blocks"], sizing_mode="stretch_width"),
             sizing_mode="stretch_width")
         table = pn.widgets.Tabulator(models_table(), disabled=True, show_index=False, sizing_mode="stretch_width",
                                      layout="fit_data_table")

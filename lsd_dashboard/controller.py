@@ -4,8 +4,11 @@ Configuration lives in parameters (what the widgets edit). ``start()`` launches 
 worker thread that builds the system and models, then runs the speculative
 sampler in blocks of ``block_steps`` (``sampler.run`` called repeatedly continues
 the identical trajectory) and, between blocks, plain target MD with the same
-target for about the same wall time. Each block is appended to ``self.data`` (a
-:class:`~lsd_dashboard.rundata.RunData`); views poll it on the UI thread.
+target for about the same wall time. The sampler, with its learned draft correction
+and adaptive lookahead policy, comes from ``lsd_engine.runconfig.build_sampler`` as in
+the CLI. Each block, with the K of the next round and the correction's state, is
+appended to ``self.data`` (a :class:`~lsd_dashboard.rundata.RunData`); views poll it
+on the UI thread.
 Pause/resume/stop act between blocks. Errors become ``status="error"`` with a
 readable ``error`` message, and the data so far is kept.
 """
@@ -23,11 +26,13 @@ import numpy as np
 import param
 from ase import Atoms
 
-from lsd_engine import LangevinMD, LangevinParams, ModelError, SpeculativeSampler, models
+from lsd_engine import LangevinMD, ModelError, SpeculativeSampler, models
+from lsd_engine.learning import CORRECTIONS
+from lsd_engine.runconfig import RunConfig, build_draft_correction, build_sampler
 from lsd_engine.systems import system_info
 
 from . import choices
-from .rundata import RunData
+from .rundata import RunData, draft_learning_state, speculation_text
 
 #: The reference run uses an independent seed, so the Ramachandran comparison is between
 #: two independent trajectories (the same seed would couple their noise).
@@ -35,7 +40,8 @@ REFERENCE_SEED_OFFSET = 1_000_003
 
 CONFIG_PARAMETERS = (
     "system", "structure_path", "draft", "target", "draft_options", "target_options", "temperature_K",
-    "timestep_fs", "friction_per_ps", "hydrogen_mass_amu", "lookahead", "error_correction", "mode",
+    "timestep_fs", "friction_per_ps", "hydrogen_mass_amu", "lookahead", "error_correction", "draft_learning",
+    "adaptive_lookahead", "min_lookahead", "mode",
     "executor", "n_workers", "scheduler_address", "n_steps", "seed", "reference", "reference_share",
     "block_seconds", "save_stride", "keep_running", "output_dir",
 )
@@ -62,8 +68,16 @@ class RunController(param.Parameterized):
     friction_per_ps = param.Number(default=10.0, bounds=(0.01, 1000.0), softbounds=(0.1, 100.0))
     hydrogen_mass_amu = param.Number(default=None, allow_None=True, bounds=(1.0, 5.0),
                                      doc="Hydrogen mass repartitioning (None: natural masses).")
-    lookahead = param.Integer(default=8, bounds=(1, 64), doc="Drafted steps per round K.")
+    lookahead = param.Integer(default=8, bounds=(1, 64), doc="Drafted steps per round K (the largest K with "
+                                                             "adaptive_lookahead).")
     error_correction = param.Boolean(default=True, doc="Speculative error correction.")
+    draft_learning = param.Selector(default="none", objects=list(CORRECTIONS),
+                                    doc="Learned draft correction refitted on the target forces each round verifies "
+                                        "(lsd_engine.learning; 'online' picks bonded for molecules, "
+                                        "radial+first-order for periodic systems). Needs error correction.")
+    adaptive_lookahead = param.Boolean(default=False, doc="Choose K per round in [min_lookahead, lookahead] from "
+                                                          "the measured acceptance by depth and model costs.")
+    min_lookahead = param.Integer(default=1, bounds=(1, 64), doc="Smallest K with adaptive_lookahead.")
     mode = param.Selector(default="sync", objects=["sync", "async"])
     executor = param.Selector(default=choices.IN_PROCESS, objects=choices.EXECUTOR_CHOICES)
     n_workers = param.Integer(default=2, bounds=(1, 1024), doc="Workers of a local dask cluster.")
@@ -91,6 +105,7 @@ class RunController(param.Parameterized):
     error = param.String(default="")
     problems = param.String(default="", doc="Why the current choices cannot run (empty when they can).")
     notes = param.String(default="", doc="Advice about the current choices.")
+    speculation = param.String(default="", doc="Current K and what the draft correction is doing (per block).")
     steps_done = param.Integer(default=0)
     reference_steps_done = param.Integer(default=0)
 
@@ -137,8 +152,45 @@ class RunController(param.Parameterized):
     def _model_options(self, role: str) -> dict[str, Any]:
         return choices.parse_options(getattr(self, f"{role}_options"))
 
+    def run_config(self, cfg: dict[str, Any] | None = None) -> RunConfig:
+        """The engine's ``RunConfig`` for these settings (what ``build_sampler`` reads); raises
+        ``ConfigError`` for a combination the engine refuses (e.g. draft learning without EC)."""
+        cfg = self.config() if cfg is None else cfg
+        adaptive = bool(cfg["adaptive_lookahead"])
+        return RunConfig(
+            system=str(cfg["system"]), draft=str(cfg["draft"]), target=str(cfg["target"]),
+            timestep_fs=cfg["timestep_fs"], temperature_K=cfg["temperature_K"],
+            friction_per_ps=cfg["friction_per_ps"], lookahead=cfg["lookahead"],
+            error_correction=cfg["error_correction"], draft_learning=cfg["draft_learning"],
+            adaptive_lookahead=adaptive,
+            # min_lookahead only matters (and is only checked) when K is adaptive
+            min_lookahead=cfg["min_lookahead"] if adaptive else min(cfg["min_lookahead"], cfg["lookahead"]),
+            hydrogen_mass_amu=cfg["hydrogen_mass_amu"], mode=cfg["mode"], seed=cfg["seed"])
+
+    def _speculation_problems(self, atoms: Atoms | None) -> list[str]:
+        """Draft learning and adaptive K: what the engine's RunConfig and make_correction refuse."""
+        learned = self.draft_learning not in ("none", "constant")
+        if learned and not self.error_correction:
+            return [(f"Draft learning {self.draft_learning}: needs speculative error correction on (a learned "
+                     "correction replaces the constant one); turn error correction on or choose 'none'.")]
+        if self.adaptive_lookahead and self.min_lookahead > self.lookahead:
+            return [(f"Adaptive lookahead: the smallest K ({self.min_lookahead}) exceeds the lookahead K "
+                     f"({self.lookahead}), the largest K a round may use.")]
+        try:
+            config = self.run_config()
+        except ValueError as exc:  # ConfigError: anything else the engine refuses
+            return [f"Settings: {exc}"]
+        if atoms is None or not learned:
+            return []
+        try:
+            build_draft_correction(config, atoms)
+        except (ValueError, ImportError) as exc:  # wrong kind of system, or a missing package (neural: torch)
+            return [f"Draft learning {self.draft_learning}: {exc}"]
+        return []
+
     @param.depends("system", "structure_path", "draft", "target", "draft_options", "target_options",
-                   "hydrogen_mass_amu", "executor", "mode", watch=True)
+                   "hydrogen_mass_amu", "executor", "mode", "lookahead", "error_correction", "draft_learning",
+                   "adaptive_lookahead", "min_lookahead", watch=True)
     def check_choices(self) -> list[str]:
         """Explain (in ``problems`` / ``notes``) why the current choices cannot run; returns the problems."""
         problems: list[str] = []
@@ -172,6 +224,7 @@ class RunController(param.Parameterized):
             problems.append(f"Executor {self.executor}: {reason}")
         if self.mode == "async" and not choices.sampler_supports_mode():
             problems.append("Mode async: the installed engine's SpeculativeSampler has no asynchronous mode yet")
+        problems.extend(self._speculation_problems(atoms))
         self.param.update(problems="\n".join(problems), notes="\n".join(notes))
         return problems
 
@@ -198,7 +251,7 @@ class RunController(param.Parameterized):
         self.detached = False
         self.started_at = time.strftime("%Y%m%d-%H%M%S")
         self.data = RunData(config=self.config())
-        self.param.update(status="starting", error="", steps_done=0, reference_steps_done=0,
+        self.param.update(status="starting", error="", steps_done=0, reference_steps_done=0, speculation="",
                           message="Building the system and models…")
         self._thread = threading.Thread(target=self._work, args=(self.config(),), name="lsd-dashboard-run",
                                         daemon=True)
@@ -278,19 +331,21 @@ class RunController(param.Parameterized):
             dihedrals = ((list(info["phi_indices"]), list(info["psi_indices"]))
                          if info.get("phi_indices") and info.get("psi_indices") else None)
             self.data = RunData(atoms, cfg, cfg["save_stride"], dihedrals)
+            config = self.run_config(cfg)
             draft, target = self._models(atoms, cfg)
-            params = LangevinParams(cfg["timestep_fs"], cfg["temperature_K"], cfg["friction_per_ps"])
+            params = config.params()
             self.param.update(message=f"Starting the executor ({cfg['executor']})…")
             executor, close_executor = choices.build_executor(cfg["executor"], cfg["n_workers"],
                                                               cfg["scheduler_address"])
-            extra = {"mode": cfg["mode"]} if choices.sampler_supports_mode() else {}
-            sampler = SpeculativeSampler(atoms, draft, target, params, lookahead=cfg["lookahead"],
-                                         error_correction=cfg["error_correction"], seed=cfg["seed"],
-                                         executor=executor, **extra)
-            reference = (LangevinMD(atoms, target, params, seed=cfg["seed"] + REFERENCE_SEED_OFFSET)
-                         if cfg["reference"] else None)
+            # warm up first: the adaptive-K policy times the models once when it is built
             self.param.update(message="Warming up the models (first calls are not timed)…")
             warm_up(atoms, draft, target, cfg["lookahead"] + 1)
+            if cfg["adaptive_lookahead"]:
+                self.param.update(message="Measuring the model costs for adaptive K…")
+            sampler = build_sampler(config, atoms, draft, target, executor)
+            reference = (LangevinMD(atoms, target, params, seed=cfg["seed"] + REFERENCE_SEED_OFFSET)
+                         if cfg["reference"] else None)
+            self._note_speculation(sampler, cfg)
             self.param.update(status="running", message="Running.")
             self._loop(sampler, reference, cfg)
             stopped = self._stop.is_set() and self.data.lsd.n_steps < cfg["n_steps"]
@@ -332,13 +387,21 @@ class RunController(param.Parameterized):
             rate = data.lsd.stats.steps_per_s
             wanted = cfg["lookahead"] + 1 if not math.isfinite(rate) else int(rate * cfg["block_seconds"])
             n = min(max(1, wanted), MAX_BLOCK_STEPS, cfg["n_steps"] - data.lsd.n_steps)
-            data.add_lsd(_run_block(sampler, n, "LSD", data.add_lsd))
+            block = _run_block(sampler, n, "LSD", data.add_lsd)
+            data.add_lsd(block)
+            self._note_speculation(sampler, cfg, block.stats)
             self.steps_done = data.lsd.n_steps
             if reference is not None:
                 budget = data.lsd.stats.wall_time_s * share / (1.0 - share) - data.reference.stats.wall_time_s
                 reference_rate = self._reference_block(reference, budget, reference_rate)
             data.mark_block()
             self.param.update(steps_done=data.lsd.n_steps, reference_steps_done=data.reference.n_steps)
+
+    def _note_speculation(self, sampler: SpeculativeSampler, cfg: dict[str, Any], stats: Any = None) -> None:
+        """Record the K the next round uses and the draft correction's state (after each LSD block)."""
+        learning = draft_learning_state(cfg["draft_learning"], sampler.draft_correction)
+        self.data.record_speculation(sampler.lookahead, learning, stats)
+        self.speculation = speculation_text(sampler.lookahead, learning, cfg)
 
     def _reference_block(self, reference: LangevinMD, budget_s: float, rate: float) -> float:
         """Plain target MD for about ``budget_s`` seconds (none if the reference is ahead); returns the step rate."""

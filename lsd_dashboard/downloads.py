@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .rundata import KIND_STYLE, RunData
+from .rundata import KIND_STYLE, RunData, learning_text
 
 
 def trajectory_bytes(data: RunData, which: str = "lsd") -> bytes:
@@ -32,7 +32,7 @@ def stats_json(data: RunData) -> str:
 
 
 def plots_png(data: RunData, dpi: int = 110) -> bytes:
-    """One PNG with the run's Ramachandran plots, acceptance by depth, traces and timing."""
+    """One PNG with the run's Ramachandran plots, acceptance by depth (and the K used), traces and timing."""
     import matplotlib
 
     matplotlib.use("Agg", force=False)
@@ -55,9 +55,13 @@ def plots_png(data: RunData, dpi: int = 110) -> bytes:
         js = data.js_divergence()
         depth = data.lsd.stats.acceptance_by_depth
         ax = axes[0, 2]
-        ax.bar(np.arange(1, depth.size + 1), np.nan_to_num(depth), color=KIND_STYLE[2][1])
+        ax.bar(np.arange(1, depth.size + 1), np.nan_to_num(depth), color=KIND_STYLE[2][1], label="acceptance")
+        shares = data.lookahead_shares()
+        if np.count_nonzero(shares) > 1:  # adaptive K: which K the rounds used, on the same axis
+            ax.plot(np.arange(1, shares.size + 1), shares, "o-", color="#9467bd", label="share of rounds with K")
+            ax.legend(loc="upper right")
         ax.set_ylim(0, 1.05)
-        ax.set_xlabel("draft depth")
+        ax.set_xlabel(f"draft depth / K; draft learning: {learning_text(data.learning)}")
         ax.set_title(f"acceptance by depth (overall {data.lsd.stats.acceptance_rate:.3f}); "
                      f"JS {'–' if not math.isfinite(js) else f'{js:.4f}'} bits")
         for ax, column, unit in ((axes[1, 0], "energy", "potential energy (eV)"),

@@ -1,4 +1,5 @@
-"""What a dashboard run has produced so far: per-step traces, saved frames and running statistics.
+"""What a dashboard run has produced so far: per-step traces, saved frames, running statistics,
+and per block the lookahead K and the state of a learned draft correction.
 
 The run thread appends whole ``RunResult`` blocks (``add``); the UI thread reads
 copies (``rows_since``, ``frames``, ``summary``). One lock per ``RunData`` guards both.
@@ -49,7 +50,56 @@ class _Column:
         return self._data[start:self.size]
 
 
-_NOT_SUMMED = ("acceptance_rate", "acceptance_by_depth", "verified_by_depth", "accepted_by_depth")
+_NOT_SUMMED = ("acceptance_rate", "acceptance_by_depth", "verified_by_depth", "accepted_by_depth",
+               "rounds_by_lookahead")
+
+
+def _padded_sum(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """a + b for integer count arrays of possibly different lengths (the shorter one zero-padded)."""
+    a, b = np.asarray(a, dtype=np.int64), np.asarray(b, dtype=np.int64)
+    n = max(a.size, b.size)
+    return np.pad(a, (0, n - a.size)) + np.pad(b, (0, n - b.size))
+
+
+def mean_lookahead(rounds_by_lookahead: np.ndarray) -> float:
+    """Mean K of the rounds counted in ``rounds_by_lookahead`` (entry K: rounds with lookahead K); NaN if none."""
+    counts = np.asarray(rounds_by_lookahead, dtype=float)
+    total = counts.sum()
+    return float(np.arange(counts.size) @ counts / total) if total > 0 else math.nan
+
+
+def draft_learning_state(requested: str, correction: Any) -> dict[str, Any]:
+    """JSON-ready state of a sampler's draft correction: ``requested`` is the dashboard's choice
+    (``online`` resolves to a concrete correction), ``uses_model`` / ``n_labels`` are None for
+    constant EC (nothing learned) and for no correction."""
+    learned = correction is not None and hasattr(correction, "uses_model")
+    return {"requested": requested, "name": getattr(correction, "name", None) if correction is not None else None,
+            "learned": learned,
+            "uses_model": bool(correction.uses_model) if learned else None,
+            "n_labels": int(getattr(correction, "n_labels", 0)) if learned else None}
+
+
+def learning_text(learning: dict[str, Any]) -> str:
+    """``bonded (model in use, 812 labels)``, ``off (constant error correction)`` …"""
+    if not learning:
+        return "–"
+    if learning.get("name") is None:
+        return "off (no error correction)"
+    if not learning.get("learned"):
+        return "constant error correction" if learning.get("requested") == "constant" else \
+            "off (constant error correction)"
+    name, requested = learning["name"], learning.get("requested")
+    label = name if requested in (None, name) else f"{requested} → {name}"
+    state = "model in use" if learning.get("uses_model") else "constant EC for now"
+    return f"{label} ({state}, {learning.get('n_labels', 0)} labels)"
+
+
+def speculation_text(lookahead: int, learning: dict[str, Any], config: dict[str, Any]) -> str:
+    """One line for the status: the K of the next round and what the draft correction is doing."""
+    k = f"K {int(lookahead)}"
+    if config.get("adaptive_lookahead"):
+        k += f" (adaptive {config.get('min_lookahead', 1)}–{config.get('lookahead')})"
+    return f"{k}; draft learning: {learning_text(learning)}"
 
 
 @dataclass
@@ -62,15 +112,12 @@ class StatsTotals(RunStats):
         for f in fields(RunStats):
             if f.name not in _NOT_SUMMED:
                 setattr(self, f.name, getattr(self, f.name) + getattr(stats, f.name))
+        self.rounds_by_lookahead = _padded_sum(self.rounds_by_lookahead, getattr(stats, "rounds_by_lookahead", []))
         verified = np.asarray(stats.verified_by_depth, dtype=np.int64)
         if verified.size:
             accepted = np.rint(np.nan_to_num(np.asarray(stats.acceptance_by_depth, dtype=float)) * verified)
-            grow = verified.size - self.verified_by_depth.size
-            if grow > 0:
-                self.verified_by_depth = np.pad(self.verified_by_depth.astype(np.int64), (0, grow))
-                self.accepted_by_depth = np.pad(self.accepted_by_depth, (0, grow))
-            self.verified_by_depth[:verified.size] += verified
-            self.accepted_by_depth[:verified.size] += accepted.astype(np.int64)
+            self.verified_by_depth = _padded_sum(self.verified_by_depth, verified)
+            self.accepted_by_depth = _padded_sum(self.accepted_by_depth, accepted)
             total = int(self.verified_by_depth.sum())
             self.acceptance_rate = float(self.accepted_by_depth.sum()) / total if total else math.nan
             with np.errstate(invalid="ignore", divide="ignore"):
@@ -207,6 +254,10 @@ class RunData:
         self.reference = TrajectoryLog("target MD", masses, save_stride, dihedrals)
         self.history = {"step": _Column(np.int64), "measured": _Column(), "predicted": _Column(),
                         "acceptance": _Column()}
+        # per LSD block: the K of the next round, and the mean K of the rounds that ended in the block
+        self.blocks = {"step": _Column(np.int64), "lookahead": _Column(np.int64), "mean_lookahead": _Column()}
+        self.lookahead_now: int | None = None
+        self.learning: dict[str, Any] = {}  # draft_learning_state of the sampler's correction
         self.version = 0
 
     @property
@@ -239,6 +290,29 @@ class RunData:
         with self.lock:
             return {k: v.view(cursor).copy() for k, v in self.history.items()}
 
+    def record_speculation(self, lookahead: int, learning: dict[str, Any], block_stats: RunStats | None = None) -> None:
+        """After an LSD block (``block_stats``; None before the first): the sampler's current K and
+        its draft correction's state (``draft_learning_state``)."""
+        with self.lock:
+            self.lookahead_now = int(lookahead)
+            self.learning = dict(learning)
+            if block_stats is not None:
+                b = self.blocks
+                b["step"].extend([self.lsd.n_steps])
+                b["lookahead"].extend([self.lookahead_now])
+                b["mean_lookahead"].extend([mean_lookahead(block_stats.rounds_by_lookahead)])
+            self.version += 1
+
+    def blocks_since(self, cursor: int) -> dict[str, np.ndarray]:
+        with self.lock:
+            return {k: v.view(cursor).copy() for k, v in self.blocks.items()}
+
+    def lookahead_shares(self) -> np.ndarray:
+        """Share of the rounds so far that used lookahead K (entry K - 1 for K = 1..K_max)."""
+        counts = np.asarray(self.lsd.stats.rounds_by_lookahead, dtype=float)[1:]
+        total = counts.sum()
+        return counts / total if total > 0 else np.zeros(counts.size)
+
     # -- derived numbers ------------------------------------------------------
     def measured_speedup(self) -> float:
         """LSD steps/s over plain target-MD steps/s, both timed in the same run thread."""
@@ -259,15 +333,27 @@ class RunData:
                                      if s.rounds else math.nan),
         }
 
+    def _lookahead_mix(self, k_max: int) -> tuple[np.ndarray, np.ndarray]:
+        """(K values, rounds with each) of the run so far; just K_max before any round ended."""
+        counts = np.asarray(self.lsd.stats.rounds_by_lookahead, dtype=float)[:k_max + 1]
+        ks = np.flatnonzero(counts[1:]) + 1
+        if ks.size == 0:
+            return np.array([k_max]), np.ones(1)
+        return ks, counts[ks]
+
     def predicted_steps_per_round(self) -> float:
+        """E_K from the measured acceptance by depth, averaged over the K the rounds used."""
         a = self.lsd.stats.acceptance_by_depth
         if a.size == 0 or np.all(np.isnan(a)):
             return math.nan
-        return float(theory.expected_steps_per_round(np.nan_to_num(a)))
+        ks, weights = self._lookahead_mix(a.size)
+        steps = np.array([theory.expected_steps_per_round(np.nan_to_num(a), int(k)) for k in ks])
+        return float(weights @ steps / weights.sum())
 
     def predicted_speedup(self) -> float:
         """DESIGN §2.4: S = E_K T_t(1) / (K T_d + T_t(K+1) + overhead) with the measured acceptance
-        by depth and measured costs (T_t(1) from the reference run, T_t(round) from LSD's rounds)."""
+        by depth and measured costs (T_t(1) from the reference run, T_t(round) from LSD's rounds).
+        With adaptive K: steps over time summed over the K the rounds used, Σ n_K E_K / Σ n_K E_K / S_K."""
         a = self.lsd.stats.acceptance_by_depth
         c = self.costs()
         if a.size == 0 or np.all(np.isnan(a)) or not all(math.isfinite(v) for v in c.values()):
@@ -277,8 +363,11 @@ class RunData:
         # a batch never costs less than one state (timing noise can say otherwise early in a run)
         cost = theory.target_cost_from_table({1: c["target_single_s"],
                                               batch: max(c["target_round_s"], c["target_single_s"])})
-        return float(theory.synchronous_speedup(np.nan_to_num(a), a.size, c["draft_step_s"], cost,
-                                                c["overhead_per_round_s"]))
+        a = np.nan_to_num(a)
+        ks, weights = self._lookahead_mix(a.size)
+        speedups = theory.synchronous_speedup(a, ks, c["draft_step_s"], cost, c["overhead_per_round_s"])
+        steps = np.array([theory.expected_steps_per_round(a, int(k)) for k in ks])
+        return float(weights @ steps / (weights @ (steps / speedups)))
 
     def js_divergence(self) -> float:
         p, q = self.lsd.ramachandran(), self.reference.ramachandran()
@@ -297,6 +386,9 @@ class RunData:
                 "predicted_speedup": self.predicted_speedup(),
                 "predicted_steps_per_round": self.predicted_steps_per_round(),
                 "measured_costs": self.costs(),
+                "speculation": {"lookahead_now": self.lookahead_now, "draft_learning": self.learning,
+                                "draft_learning_text": learning_text(self.learning),
+                                "mean_lookahead": mean_lookahead(self.lsd.stats.rounds_by_lookahead)},
                 "ramachandran_js_divergence_bits": self.js_divergence(),
                 "basin_populations": {"lsd": self.lsd.basin_populations(),
                                       "reference_md": self.reference.basin_populations()},

@@ -1,5 +1,6 @@
 """Live views of a run: 3D molecule, step-kind strip, headline numbers, acceptance by depth,
-energy / temperature traces, timing breakdown, speedup history and Ramachandran plots.
+lookahead K (rounds by K, K per block), draft-learning status, energy / temperature traces,
+timing breakdown, speedup history and Ramachandran plots.
 
 ``LiveViews.refresh()`` runs on the UI thread (a periodic callback in the page or
 notebook): it reads what the run thread appended to ``controller.data`` since the
@@ -24,7 +25,7 @@ from bokeh.plotting import figure
 from lsd_engine.observables import ALANINE_BASINS
 
 from .controller import RunController
-from .rundata import KIND_STYLE, RAMA_BINS, RunData
+from .rundata import KIND_STYLE, RAMA_BINS, RunData, learning_text, mean_lookahead
 from .viewer3d import MoleculeView
 
 RAMA_CLIM = (1e-4, 0.2)  # fixed colour range: the LSD and reference plots are directly comparable
@@ -70,7 +71,7 @@ class LiveViews:
         self._data: RunData | None = None
         self._seen_version = -1
         self._seen_status = ""
-        self._cursor = {"LSD": 0, "target MD": 0, "history": 0}
+        self._cursor = {"LSD": 0, "target MD": 0, "history": 0, "blocks": 0}
         self._energy_zero: float | None = None
         self._last_point: dict[str, tuple[float, float]] = {}
         self.molecule = MoleculeView(self._initial_atoms())
@@ -78,6 +79,8 @@ class LiveViews:
             "strip": ColumnDataSource({"step": [], "colour": []}),
             "speedup": ColumnDataSource({"step": [], "measured": [], "predicted": []}),
             "depth": ColumnDataSource({"depth": [], "acceptance": []}),
+            "lookahead": ColumnDataSource({"k": [], "share": []}),
+            "blocks": ColumnDataSource({"step": [], "lookahead": [], "mean_lookahead": []}),
             "timing": ColumnDataSource({"run": list(RUN_COLOURS), **{part: [0.0, 0.0] for part in TIMING_PARTS}}),
             **{f"trace:{label}": ColumnDataSource({"step": [], "energy": [], "temperature": []})
                for label in RUN_COLOURS},
@@ -131,6 +134,20 @@ class LiveViews:
         depth.vbar(x="depth", top="acceptance", width=0.8, color="#2ca02c", source=src["depth"])
         depth.xaxis.axis_label = "draft depth"
 
+        # the same factors (1..K, K_max with adaptive K) as the depth plot: K = depth of the last draft
+        shares = _figure("rounds by lookahead K (share)", x_range=self.depth_range, y_range=(0, 1.05))
+        shares.vbar(x="k", top="share", width=0.8, color="#9467bd", source=src["lookahead"])
+        shares.xaxis.axis_label = "lookahead K"
+
+        per_block = _figure("lookahead K per block")
+        per_block.step("step", "lookahead", source=src["blocks"], mode="after", color="#9467bd", line_width=2,
+                       legend_label="K of the next round")
+        per_block.line("step", "mean_lookahead", source=src["blocks"], color="#8c564b", line_width=1.5,
+                       line_dash="dashed", legend_label="mean K of the block's rounds")
+        per_block.y_range.start = 0
+        per_block.legend.location = "bottom_right"
+        per_block.xaxis.axis_label = "LSD step"
+
         timing = _figure("wall time per trajectory step (ms)", x_range=FactorRange(factors=list(RUN_COLOURS)))
         timing.vbar_stack(list(TIMING_PARTS), x="run", width=0.6, color=list(TIMING_COLOURS), source=src["timing"],
                           legend_label=list(TIMING_PARTS))
@@ -154,6 +171,8 @@ class LiveViews:
             "numbers": self.numbers,
             "speedup": _pane(speedup),
             "depth": _pane(depth),
+            "lookahead": _pane(shares, ["lsd-lookahead"]),
+            "lookahead_blocks": _pane(per_block, ["lsd-lookahead-blocks"]),
             "timing": _pane(timing),
             "energy": _pane(traces["energy"]),
             "temperature": _pane(traces["temperature"]),
@@ -168,14 +187,17 @@ class LiveViews:
         cards = [("acceptance", "acceptance"), ("steps-per-round", "steps per target call"),
                  ("speedup-measured", "measured speedup"), ("speedup-predicted", "theory speedup"),
                  ("lsd-rate", "LSD steps/s"), ("ref-rate", "target MD steps/s"),
-                 ("steps", "LSD steps"), ("ref-steps", "target MD steps")]
+                 ("steps", "LSD steps"), ("ref-steps", "target MD steps"),
+                 ("lookahead", "lookahead K (mean)")]
         items = "".join(
             f"<div class='card'><div class='value' data-testid='{key}'>{html.escape(values.get(key, '–'))}</div>"
             f"<div class='label'>{label}</div></div>" for key, label in cards)
+        learning = (f"<div class='learning'>draft learning: <span data-testid='draft-learning'>"
+                    f"{html.escape(values.get('draft-learning', '–'))}</span></div>")
         style = ("<style>.lsdn{display:flex;flex-wrap:wrap;gap:8px}.lsdn .card{flex:1 1 110px;border:1px solid #ddd;"
                  "border-radius:6px;padding:6px 8px;background:#fafafa}.lsdn .value{font-size:1.5em;font-weight:600}"
-                 ".lsdn .label{font-size:.8em;color:#555}</style>")
-        return f"{style}<div class='lsdn'>{items}</div>"
+                 ".lsdn .label{font-size:.8em;color:#555}.lsdn .learning{flex:1 1 100%;font-size:.9em}</style>")
+        return f"{style}<div class='lsdn'>{items}{learning}</div>"
 
     @staticmethod
     def _observables_html(data: RunData) -> str:
@@ -197,15 +219,15 @@ class LiveViews:
     # -- refresh -------------------------------------------------------------------------
     def _reset(self, data: RunData) -> None:
         self._data = data
-        self._cursor = {"LSD": 0, "target MD": 0, "history": 0}
+        self._cursor = {"LSD": 0, "target MD": 0, "history": 0, "blocks": 0}
         self._energy_zero = None
         self._last_point = {}
         for key, source in self.sources.items():
-            if key.startswith(("trace:", "point:")) or key in ("strip", "speedup", "depth"):
+            if key.startswith(("trace:", "point:")) or key in ("strip", "speedup", "depth", "lookahead", "blocks"):
                 source.data = {column: [] for column in source.data}
             elif key.startswith("rama:"):
                 source.data = {"image": [np.zeros((RAMA_BINS, RAMA_BINS))]}
-        lookahead = int(data.config.get("lookahead", self.controller.lookahead))
+        lookahead = int(data.config.get("lookahead", self.controller.lookahead))  # K_max with adaptive K
         self.depth_range.factors = [str(d) for d in range(1, lookahead + 1)]
         self.bath_line.location = float(data.config.get("temperature_K", self.controller.temperature_K))
         if data.atoms is not None:
@@ -225,6 +247,8 @@ class LiveViews:
             rows = {"LSD": data.lsd.rows_since(self._cursor["LSD"]),
                     "target MD": data.reference.rows_since(self._cursor["target MD"])}
             history = data.history_since(self._cursor["history"])
+            blocks = data.blocks_since(self._cursor["blocks"])
+            shares = data.lookahead_shares()
             last = (data.lsd.last_positions, data.lsd.last_kind, data.lsd.last_step)
             depth = data.lsd.stats.acceptance_by_depth
             timing = {"LSD": data.lsd.stats.per_step_ms(), "target MD": data.reference.stats.per_step_ms()}
@@ -232,6 +256,7 @@ class LiveViews:
             numbers = self._current_numbers(data)
             observables_html = self._observables_html(data)
         self._push(rows, history, last, depth, timing, hists)
+        self._push_lookahead(blocks, shares)
         self.numbers.object = self._numbers_html(numbers)
         self.observables.object = observables_html
         # In a notebook, edits to Bokeh models must be pushed explicitly (a no-op in a served page).
@@ -249,7 +274,20 @@ class LiveViews:
             "speedup-predicted": _fmt(data.predicted_speedup(), 2, "×"),
             "lsd-rate": _fmt(lsd.steps_per_s, 1), "ref-rate": _fmt(ref.steps_per_s, 1),
             "steps": str(lsd.n_steps), "ref-steps": str(ref.n_steps),
+            "lookahead": ("–" if data.lookahead_now is None else
+                          f"{data.lookahead_now} ({_fmt(mean_lookahead(lsd.rounds_by_lookahead), 1)})"),
+            "draft-learning": learning_text(data.learning),
         }
+
+    def _push_lookahead(self, blocks: dict[str, np.ndarray], shares: np.ndarray) -> None:
+        src = self.sources
+        if len(blocks["step"]):
+            self._cursor["blocks"] += len(blocks["step"])
+            src["blocks"].stream(blocks, rollover=TRACE_LENGTH)
+        if shares.size:
+            if len(self.depth_range.factors) < shares.size:
+                self.depth_range.factors = [str(d) for d in range(1, shares.size + 1)]
+            src["lookahead"].data = {"k": [str(k) for k in range(1, shares.size + 1)], "share": shares}
 
     def _push(self, rows, history, last, depth, timing, hists) -> None:
         src = self.sources

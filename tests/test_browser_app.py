@@ -249,3 +249,27 @@ def test_a_failing_model_is_explained_in_the_page(server, browser):
     page.screenshot(path=str(ARTIFACTS / "dashboard-error.png"), full_page=True)
     assert watch.external == []
     watch.close()
+
+
+def test_draft_learning_and_adaptive_k_show_their_live_effect(server, browser):
+    watch = PageWatch(browser)
+    page = watch.page
+    settings = {**FAST_PAIR, "draft_learning": "online", "adaptive_lookahead": "1", "min_lookahead": "2",
+                "autostart": "1"}
+    page.goto(f"{server}?{urlencode(settings)}")
+    assert _select_value(page, ".lsd-draft-learning") == "online"
+    assert page.locator(".lsd-adaptive input").first.is_checked()
+    learning = watch.wait_number("draft-learning", lambda t: "labels" in t, timeout_s=90)
+    assert learning.startswith("online → bonded (")
+    k = watch.wait_number("lookahead", lambda t: re.match(r"\d+ \(\d", t), timeout_s=30)
+    assert 2 <= _value(k) <= 8
+    page.locator(".lsd-status").filter(has_text="draft learning: online → bonded").first.wait_for(timeout=30_000)
+    watch.mark("learning status and K shown")
+    for css in (".lsd-lookahead", ".lsd-lookahead-blocks"):
+        assert _drawn(page.locator(css).first) > 5
+    page.screenshot(path=str(ARTIFACTS / "dashboard-learning.png"), full_page=True)
+    page.locator(".lsd-stop button").first.click()
+    page.locator(".lsd-status").filter(has_text="Status: stopped").first.wait_for(timeout=30_000)
+    assert watch.external == [], f"requests left the machine: {watch.external}"
+    assert watch.errors == [], f"browser console errors: {watch.errors}"
+    watch.close()

@@ -193,6 +193,95 @@ def test_dask_executor_and_async_mode_from_the_dashboard():
     assert c.data.lsd.n_steps == 40 and c.data.lsd.stats.target_calls > 0
 
 
+def test_draft_learning_and_adaptive_k_validation():
+    c = RunController(error_correction=False, draft_learning="bonded")
+    assert "Draft learning bonded: needs speculative error correction on" in c.problems
+    assert not c.start() and c.status == "error" and "error correction" in c.error
+    c.draft_learning = "constant"  # constant EC without EC is just no correction: allowed
+    assert c.problems == ""
+    c.param.update(error_correction=True, draft_learning="online")
+    assert c.problems == ""
+    c.param.update(lookahead=4, min_lookahead=6)
+    assert c.problems == ""  # the smallest K only matters with adaptive K
+    c.adaptive_lookahead = True
+    assert "Adaptive lookahead: the smallest K (6) exceeds the lookahead K (4)" in c.problems
+    c.min_lookahead = 2
+    assert c.problems == ""
+    config = c.run_config()
+    assert (config.draft_learning, config.adaptive_lookahead, config.min_lookahead, config.lookahead) == \
+        ("online", True, 2, 4)
+    c.param.update(system="copper-32", draft="emt", target="emt", draft_learning="bonded")
+    assert "Draft learning bonded: the bonded correction is for molecules" in c.problems
+    c.draft_learning = "online"  # radial+first-order for a crystal
+    assert c.problems == ""
+
+
+def test_draft_learning_and_adaptive_k_stream_their_effect():
+    """A learned draft (first-order) and adaptive K on the toy pair with a slow target: the live data
+    records K per block, the rounds by K and the correction's state, and the views show them."""
+    import panel as pn
+
+    from lsd_dashboard import downloads
+    from lsd_dashboard.app import Dashboard
+
+    c = _toy_controller(n_steps=1200, lookahead=10, min_lookahead=2, adaptive_lookahead=True,
+                        draft_learning="first-order", block_seconds=0.05)
+    c.use(target=FunctionModel(_slow(morse_cluster, 0.002), name="slow morse"))
+    dashboard = Dashboard(c)
+    pn.panel(dashboard).get_root()
+    c.run_blocking(timeout=60)
+    assert c.status == "finished", c.error
+    data, stats = c.data, c.data.lsd.stats
+    blocks = data.blocks_since(0)
+    assert len(blocks["step"]) > 3 and blocks["step"][-1] == 1200
+    assert np.all((blocks["lookahead"] >= 2) & (blocks["lookahead"] <= 10))
+    assert stats.rounds_by_lookahead.size == 11 and stats.rounds_by_lookahead[:2].sum() == 0
+    # rounds_by_lookahead counts the rounds that ended; a round cut by a block end is verified in both blocks
+    ended = stats.rounds_by_lookahead.sum()
+    assert stats.rounds - len(blocks["step"]) <= ended <= stats.rounds and stats.verified_by_depth.size == 10
+    assert data.lookahead_now == blocks["lookahead"][-1] and stats.time_learning_s > 0
+    assert data.learning == {"requested": "first-order", "name": "first-order", "learned": True,
+                             "uses_model": True, "n_labels": data.learning["n_labels"]}
+    assert data.learning["n_labels"] >= 1000
+    assert c.speculation == (f"K {data.lookahead_now} (adaptive 2–10); draft learning: first-order "
+                             f"(model in use, {data.learning['n_labels']} labels)")
+    # theory with the K mix the rounds used tracks the measured steps per round
+    assert data.predicted_steps_per_round() == pytest.approx(stats.steps_per_round, rel=0.25)
+    dashboard.refresh()
+    views, src = dashboard.views, dashboard.views.sources
+    assert views.depth_range.factors == [str(k) for k in range(1, 11)]
+    assert src["lookahead"].data["k"] == views.depth_range.factors
+    assert sum(src["lookahead"].data["share"]) == pytest.approx(1.0)
+    assert list(src["blocks"].data["lookahead"]) == list(blocks["lookahead"])
+    assert "first-order (model in use" in views.numbers.object
+    assert f"data-testid='lookahead'>{data.lookahead_now} (" in views.numbers.object
+    summary = json.loads(downloads.stats_json(data))
+    assert summary["config"]["draft_learning"] == "first-order" and summary["config"]["adaptive_lookahead"]
+    assert summary["speculation"]["draft_learning"]["uses_model"] is True
+    assert sum(summary["lsd"]["rounds_by_lookahead"]) == ended
+
+
+def test_online_learning_and_adaptive_k_on_a_real_pair():
+    """amber14 in vacuum drafting amber14 with implicit solvent, 'online' draft learning (bonded
+    for a molecule) and adaptive K: the live data shows each block's K and the learning status."""
+    pytest.importorskip("openmm")
+    c = RunController(target="amber14", target_options="solvent='implicit'", n_steps=300, block_seconds=0.1,
+                      lookahead=8, min_lookahead=2, adaptive_lookahead=True, draft_learning="online")
+    assert c.problems == "", c.problems
+    c.run_blocking(timeout=120)
+    assert c.status == "finished", c.error
+    data = c.data
+    k = data.blocks_since(0)["lookahead"]
+    assert len(k) > 1 and np.all((k >= 2) & (k <= 8))
+    assert 0 < data.lsd.stats.rounds_by_lookahead.sum() <= data.lsd.stats.rounds
+    learning = data.learning
+    assert (learning["requested"], learning["name"], learning["learned"]) == ("online", "bonded", True)
+    assert learning["n_labels"] > 0 and isinstance(learning["uses_model"], bool)
+    state = "model in use" if learning["uses_model"] else "constant EC for now"
+    assert c.speculation.endswith(f"draft learning: online → bonded ({state}, {learning['n_labels']} labels)")
+    assert len(data.lsd.stats.acceptance_by_depth) == 8
+
+
 # -- views ------------------------------------------------------------------------------
 
 def test_views_refresh_streams_the_run_into_the_plots():
@@ -223,6 +312,8 @@ def test_views_refresh_streams_the_run_into_the_plots():
         assert len(src[f"point:{label}"].data["phi"]) == 1
     assert "js-divergence" in views.observables.object and "C7eq" in views.observables.object
     assert len(src["depth"].data["acceptance"]) == c.lookahead
+    assert src["lookahead"].data["share"][-1] == 1.0 and sum(src["lookahead"].data["share"]) == 1.0  # fixed K
+    assert "off (constant error correction)" in numbers
     assert sum(src["timing"].data["target"]) > 0
     # a second run resets the views
     c.param.update(n_steps=20, lookahead=3)
@@ -293,9 +384,11 @@ def test_query_arguments_set_the_run():
     c = RunController()
     messages = apply_query_args(c, {"target": [b"amber14"], "n_steps": [b"123"], "error_correction": [b"false"],
                                     "hydrogen_mass_amu": [b"3"], "autostart": [b"1"], "bogus": [b"1"],
-                                    "lookahead": [b"many"]})
+                                    "lookahead": [b"many"], "draft_learning": [b"online"],
+                                    "adaptive_lookahead": [b"1"], "min_lookahead": [b"3"]})
     assert (c.target, c.n_steps, c.error_correction, c.hydrogen_mass_amu) == ("amber14", 123, False, 3.0)
     assert c.lookahead == 8
+    assert (c.draft_learning, c.adaptive_lookahead, c.min_lookahead) == ("online", True, 3)
     assert any("bogus" in m for m in messages) and any("lookahead" in m for m in messages)
     assert not any("autostart" in m for m in messages)
 
