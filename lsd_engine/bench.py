@@ -71,22 +71,28 @@ def _in_run_target_costs(md_stats, lsd_stats, lookahead: int) -> dict[int, float
 
 
 def run_benchmark(config: RunConfig, repeats: int = 3, ase_steps: int | None = None,
-                  log=print) -> dict[str, Any]:
-    """Measure and predict the LSD speedup for ``config``; returns a JSON-ready dict."""
+                  log=print, warm_up_steps: int | None = None) -> dict[str, Any]:
+    """Measure and predict the LSD speedup for ``config``; returns a JSON-ready dict.
+
+    warm_up_steps: untimed steps of each sampler before the timed blocks (default 3(K+1):
+    first calls and allocations). With draft learning, a longer warm-up measures the
+    learned steady state; the default times the learning from its first labels."""
     if repeats < 1:
         raise ValueError(f"repeats must be at least 1, got {repeats}")
+    if warm_up_steps is not None and warm_up_steps < 0:
+        raise ValueError(f"warm-up steps must be non-negative, got {warm_up_steps}")
     atoms = build_system(config.system, config.hydrogen_mass_amu)
     draft, target = build_models(config, atoms)
     executor = build_executor(config)
     try:
-        return _interleaved(config, atoms, draft, target, executor, repeats, ase_steps, log)
+        return _interleaved(config, atoms, draft, target, executor, repeats, ase_steps, log, warm_up_steps)
     finally:
         if executor is not None:
             executor.close()
 
 
 def _interleaved(config: RunConfig, atoms: Atoms, draft: ForceModel, target: ForceModel, executor,
-                 repeats: int, ase_steps: int | None, log) -> dict[str, Any]:
+                 repeats: int, ase_steps: int | None, log, warm_up_steps: int | None = None) -> dict[str, Any]:
     params = config.params()
     block = max(1, config.steps // repeats)
     md = LangevinMD(atoms, target, params, seed=config.seed)
@@ -95,9 +101,12 @@ def _interleaved(config: RunConfig, atoms: Atoms, draft: ForceModel, target: For
         # the same pair with the seed paper's constant EC and a fixed K, interleaved in the same run
         baseline = dataclasses.replace(config, draft_learning="none", adaptive_lookahead=False)
         variants["constant_ec"] = (baseline, build_sampler(baseline, atoms, draft, target, executor))
+    warm_up = 3 * (config.lookahead + 1) if warm_up_steps is None else int(warm_up_steps)
     md.run(5)  # warm-up: first calls, lazy initialisation, allocations for both batch sizes
-    for _, sampler in variants.values():
-        sampler.run(3 * (config.lookahead + 1))
+    for name, (_, sampler) in variants.items():
+        if warm_up:
+            stats = sampler.run(warm_up, progress=warm_up >= 500).stats
+            log(f"  warm-up {name}: {warm_up} steps, acceptance {stats.acceptance_rate:.2f}")
     md_stats: list = []
     lsd_stats: dict[str, list] = {name: [] for name in variants}
     for repeat in range(repeats):
@@ -111,7 +120,7 @@ def _interleaved(config: RunConfig, atoms: Atoms, draft: ForceModel, target: For
     md_rates = np.array([s.steps_per_s for s in md_stats])
     summaries = {name: _summarise(cfg, sampler, lsd_stats[name], md_stats, draft, target, executor, block)
                  for name, (cfg, sampler) in variants.items()}
-    result = {"config": config.to_dict(), "repeats": repeats, "steps_per_block": block,
+    result = {"config": config.to_dict(), "repeats": repeats, "steps_per_block": block, "warm_up_steps": warm_up,
               "target_md_steps_per_s": float(np.median(md_rates)), **summaries.pop("lsd"), "n_atoms": len(atoms)}
     if "constant_ec" in summaries:
         base = result["constant_ec"] = summaries["constant_ec"]

@@ -69,6 +69,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run_options(bench)
     bench.add_argument("--repeats", type=int, default=3, help="interleaved A/B blocks (steps are split among them)")
     bench.add_argument("--ase-steps", type=int, help="steps of ASE's Langevin reference (0 to skip)")
+    bench.add_argument("--warm-up-steps", type=int,
+                       help="untimed steps of each sampler first (default 3(K+1)); with --draft-learning, a "
+                            "longer warm-up times the learned steady state instead of the learning from scratch")
     bench.add_argument("--json", help="write the results to this JSON file")
 
     th = sub.add_parser("theory", help="acceptance and speedup curves from physical parameters")
@@ -183,7 +186,8 @@ def command_bench(args: argparse.Namespace) -> int:
     config = _config_from(args)
     if args.json:
         _writable_folder(Path(args.json).resolve().parent)
-    result = run_benchmark(config, repeats=args.repeats, ase_steps=args.ase_steps)
+    result = run_benchmark(config, repeats=args.repeats, ase_steps=args.ase_steps,
+                           warm_up_steps=args.warm_up_steps)
     print(format_benchmark(result))
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2))

@@ -81,7 +81,7 @@ def make_correction(name: str, atoms: Atoms, **options: Any):
             raise ValueError("the bonded correction is for molecules (non-periodic systems); use 'radial' or "
                              "'first-order' for periodic ones")
         return BondedCorrection(numbers, masses, **{"cross_separation": 2, "forgetting": 0.998, "fit_stride": 4,
-                                                    "ridge": 1e-3, "solve_every": 16, **options})
+                                                    "solve_every": 16, **options})
     if key == "radial":
         return RadialCorrection(numbers, masses, cell, pbc, **{"cutoff": 4.5, "skin": 0.5, **options})
     if key == "radial+first-order":

@@ -155,7 +155,7 @@ class LearnedCorrection:
         change = m - self._m_ref
         norm = np.sqrt(np.einsum("...i,...i->...", change, change))[..., None]
         limit = self.max_change_eV_per_A
-        return self._r_ref + np.where(norm > limit, change * (limit / np.maximum(norm, 1e-300)), change)
+        return self._r_ref + change * (limit / np.maximum(norm, limit))  # scale 1 inside the region
 
     def observe(self, positions: np.ndarray, target_forces: np.ndarray, draft_forces: np.ndarray) -> None:
         x, r = check_labels(positions, target_forces, draft_forces, self.n_atoms)
