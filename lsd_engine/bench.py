@@ -158,11 +158,12 @@ def _summarise(config: RunConfig, sampler, stats_list, md_stats, draft, target, 
     # machine load); the draft cost is the bare model call plus the learned correction's call, so the
     # engine's own drafting arithmetic, verification and bookkeeping all count against the efficiency.
     states = half_step_position(sampler.positions, sampler.momenta, sampler.constants)[None]
-    isolated = theory.measure_costs(draft, target, states, [1] + [k + 1 for k in used_k], repeats=7)
+    in_run = _in_run_target_costs(md_stats, stats_list, config.lookahead)
+    repeats = 7 if in_run[1] < 0.1 else 3  # a slow target (e.g. SevenNet on a CPU, ~1 s a call): fewer repeats
+    isolated = theory.measure_costs(draft, target, states, [1] + [k + 1 for k in used_k], repeats=repeats)
     correction_s = _correction_call_s(sampler.draft_correction, states[0])
     rounds = sum(s.rounds for s in stats_list)
     learning_s = sum(s.time_learning_s for s in stats_list)
-    in_run = _in_run_target_costs(md_stats, stats_list, config.lookahead)
     if len(used_k) == 1:
         target_costs = {1: in_run[1], used_k[0] + 1: in_run[config.lookahead + 1]}
     else:  # adaptive K: isolated batch costs, scaled to the in-run single-state cost

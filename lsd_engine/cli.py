@@ -166,6 +166,12 @@ def command_run(args: argparse.Namespace) -> int:
     s = result.stats
     print(f"done: {sampler.step} steps, acceptance {s.acceptance_rate:.3f}, {s.steps_per_round:.2f} steps per "
           f"target call, {s.steps_per_s:.1f} steps/s; wrote {output}/trajectory.traj, summary.json, checkpoint.npz")
+    if sampler.lookahead_policy is not None:
+        print("lookahead K used: " + ", ".join(f"K={k}: {n} rounds" for k, n in enumerate(s.rounds_by_lookahead) if n))
+    correction = sampler.draft_correction
+    if correction is not None and hasattr(correction, "uses_model"):
+        print(f"draft learning ({correction.name}): {correction.n_labels} labels, "
+              f"{'model in use' if correction.uses_model else 'constant EC (the model has not beaten it yet)'}")
     return 0
 
 

@@ -127,5 +127,6 @@ def test_bench_with_learning_reports_the_constant_ec_baseline(tmp_path):
     for key in ("expected_steps_per_round", "rounds_by_lookahead", "rejection_by_depth", "constant_ec",
                 "gain_over_constant_ec"):
         assert key in data, key
-    assert data["constant_ec"]["draft_learning"] == "none" and not data["constant_ec"]["adaptive_lookahead"]
+    # the baseline: constant EC under the same K policy, so the gain is that of learning alone
+    assert data["constant_ec"]["draft_learning"] == "none" and data["constant_ec"]["adaptive_lookahead"]
     assert "constant EC" in done.stdout
