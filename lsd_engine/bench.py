@@ -229,9 +229,11 @@ def format_benchmark(result: dict[str, Any]) -> str:
         f"  costs          draft {result['costs']['draft_step_ms']:.3f} ms/step, target "
         + ", ".join(f"B={b}: {ms:.2f} ms" for b, ms in result["costs"]["target_batch_ms"].items()),
     ]
-    lines[0] += (f", draft learning {result['draft_learning']}" if result.get("draft_learning", "none") != "none" else "")
+    if result.get("draft_learning", "none") != "none":
+        lines[0] += f", draft learning {result['draft_learning']}"
     if result.get("adaptive_lookahead"):
-        lines.append("  K used         " + ", ".join(f"K={k}: {n} rounds" for k, n in result["rounds_by_lookahead"].items()))
+        lines.append("  K used         "
+                     + ", ".join(f"K={k}: {n} rounds" for k, n in result["rounds_by_lookahead"].items()))
     if result.get("costs", {}).get("correction_call_ms"):
         lines.append(f"  learning       correction {result['costs']['correction_call_ms']:.3f} ms/draft step, "
                      f"refit {result['costs']['learning_ms_per_round']:.2f} ms/round")

@@ -103,8 +103,8 @@ def build_parser() -> argparse.ArgumentParser:
 def _config_from(args: argparse.Namespace) -> RunConfig:
     values: dict[str, Any] = read_config_file(args.config) if args.config else {}
     for key in ("system", "draft", "target", "timestep_fs", "temperature_K", "friction_per_ps", "lookahead",
-                "error_correction", "draft_learning", "adaptive_lookahead", "min_lookahead", "hydrogen_mass_amu", "executor", "workers", "scheduler_address", "mode",
-                "steps", "seed", "output", "stride"):
+                "error_correction", "draft_learning", "adaptive_lookahead", "min_lookahead", "hydrogen_mass_amu",
+                "executor", "workers", "scheduler_address", "mode", "steps", "seed", "output", "stride"):
         value = getattr(args, key, None)
         if value is not None:
             values[key] = value

@@ -68,9 +68,11 @@ class SpeculativeSampler(Simulation):
         self._target = _check_model(target, "target", self.n_atoms)
         self.lookahead = _positive_int(lookahead, "lookahead")
         if lookahead_policy is not None:
-            missing = [a for a in ("choose", "record_round", "state", "restore", "k_max") if not hasattr(lookahead_policy, a)]
+            needed = ("choose", "record_round", "state", "restore", "k_max")
+            missing = [name for name in needed if not hasattr(lookahead_policy, name)]
             if missing:
-                raise TypeError(f"lookahead_policy lacks {', '.join(missing)} (see lsd_engine.adaptive.AdaptiveLookahead)")
+                raise TypeError(f"lookahead_policy lacks {', '.join(missing)} "
+                                "(see lsd_engine.adaptive.AdaptiveLookahead)")
             self.lookahead = self._checked_choice(lookahead_policy.choose(), lookahead_policy)
         self.lookahead_policy = lookahead_policy
         self._round_verified = 0  # drafted steps of the current round verified so far
@@ -99,7 +101,7 @@ class SpeculativeSampler(Simulation):
         self.round_left = self.lookahead  # drafted steps left in the current round before its bonus step
         self._streamer = self.streaming_scheduler(self)
         self._retries_at_start = 0
-        self._allocate(self.lookahead)
+        self._allocate(self._max_lookahead())
 
     @property
     def target(self) -> ForceModel:

@@ -110,7 +110,8 @@ def test_learning_and_adaptive_run_saves_labels_that_distill_trains_on(tmp_path)
     assert again.returncode == 0, again.stderr
     model = tmp_path / "distilled.npz"
     distilled = lsd("distill", "--labels", str(out / "labels.npz"), "--system", "alanine-dipeptide-vacuum",
-                    "--draft", "amber14", "--kind", "bonded", "--output", str(model), "--json", str(tmp_path / "d.json"))
+                    "--draft", "amber14", "--kind", "bonded", "--output", str(model),
+                    "--json", str(tmp_path / "d.json"))
     assert distilled.returncode == 0, distilled.stderr
     assert model.exists() and f"distilled:{model}" in distilled.stdout
     report = json.loads((tmp_path / "d.json").read_text())

@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 from scipy import sparse
 
-from .base import LabelBuffer, LearnedCorrection
+from .base import LearnedCorrection
 from ._threads import single_threaded_blas
 from .geometry import PairList, build_pairs, covalent_graph_pairs, species_pair_index
 
