@@ -21,7 +21,8 @@ from . import theory
 from .kernel import half_step_position
 from .langevin_md import LangevinMD
 from .models.base import ForceModel
-from .runconfig import RunConfig, build_executor, build_models, build_sampler, build_system
+from .runconfig import (RunConfig, build_executor, build_models, build_sampler, build_system,
+                        correction_seconds_per_call)
 
 
 class ForceModelCalculator(Calculator):
@@ -138,13 +139,6 @@ def _interleaved(config: RunConfig, atoms: Atoms, draft: ForceModel, target: For
     return result
 
 
-def _correction_call_s(correction, positions: np.ndarray) -> float:
-    """Median seconds of one call of the run's (trained) draft correction; 0 for none / constant."""
-    if correction is None or getattr(correction, "name", "constant") == "constant":
-        return 0.0
-    return theory.median_call_time(lambda x: correction.correction(x[0]), positions[None], 7)
-
-
 def _summarise(config: RunConfig, sampler, stats_list, md_stats, draft, target, executor,
                block: int) -> dict[str, Any]:
     """Measured and predicted speedup of one LSD variant against the interleaved target-MD blocks."""
@@ -161,7 +155,7 @@ def _summarise(config: RunConfig, sampler, stats_list, md_stats, draft, target, 
     in_run = _in_run_target_costs(md_stats, stats_list, config.lookahead)
     repeats = 7 if in_run[1] < 0.1 else 3  # a slow target (e.g. SevenNet on a CPU, ~1 s a call): fewer repeats
     isolated = theory.measure_costs(draft, target, states, [1] + [k + 1 for k in used_k], repeats=repeats)
-    correction_s = _correction_call_s(sampler.draft_correction, states[0])
+    correction_s = correction_seconds_per_call(sampler.draft_correction, states[0], repeats=7)
     rounds = sum(s.rounds for s in stats_list)
     learning_s = sum(s.time_learning_s for s in stats_list)
     if len(used_k) == 1:

@@ -196,26 +196,13 @@ def build_draft_correction(config: RunConfig, atoms: Atoms):
         raise ConfigError(str(exc)) from None
 
 
-def correction_seconds_per_call(correction, draft, target, atoms: Atoms, repeats: int = 5) -> float:
-    """Median cost of one ``correction.correction(x)`` call after it has seen one label (a copy is timed)."""
-    import copy
-    import time
+def correction_seconds_per_call(correction, positions, repeats: int = 5) -> float:
+    """Median seconds of one ``correction.correction(x)`` call at ``positions`` (N, 3); 0 for none / constant EC."""
+    from .theory import median_call_time
 
-    import numpy as np
-
-    if correction is None:
+    if correction is None or getattr(correction, "name", "constant") == "constant":
         return 0.0
-    probe = copy.deepcopy(correction)
-    x = atoms.get_positions()[None]
-    _, target_forces = target.evaluate(x)
-    _, draft_forces = draft.evaluate(x)
-    probe.observe(x, target_forces, draft_forces)
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        probe.correction(x[0])
-        times.append(time.perf_counter() - t0)
-    return float(np.median(times))
+    return median_call_time(lambda x: correction.correction(x[0]), positions[None], repeats)
 
 
 def build_lookahead_policy(config: RunConfig, atoms: Atoms, draft, target, correction=None):
@@ -226,7 +213,14 @@ def build_lookahead_policy(config: RunConfig, atoms: Atoms, draft, target, corre
         return None
     from .adaptive import AdaptiveLookahead
 
-    extra = correction_seconds_per_call(correction, draft, target, atoms)
+    extra = 0.0
+    if correction is not None:  # timed on a copy that has seen one label, as it is during a run
+        import copy
+
+        probe = copy.deepcopy(correction)
+        x = atoms.get_positions()[None]
+        probe.observe(x, target.evaluate(x)[1], draft.evaluate(x)[1])
+        extra = correction_seconds_per_call(probe, x[0])
     return AdaptiveLookahead.from_models(draft, target, atoms.get_positions(), k_min=config.min_lookahead,
                                          k_max=config.lookahead, extra_draft_s=extra)
 
