@@ -347,8 +347,8 @@ class RunData:
         if a.size == 0 or np.all(np.isnan(a)):
             return math.nan
         ks, weights = self._lookahead_mix(a.size)
-        steps = np.array([theory.expected_steps_per_round(np.nan_to_num(a), int(k)) for k in ks])
-        return float(weights @ steps / weights.sum())
+        return float(np.average([theory.expected_steps_per_round(np.nan_to_num(a), int(k)) for k in ks],
+                                weights=weights))
 
     def predicted_speedup(self) -> float:
         """DESIGN §2.4: S = E_K T_t(1) / (K T_d + T_t(K+1) + overhead) with the measured acceptance
@@ -363,11 +363,9 @@ class RunData:
         # a batch never costs less than one state (timing noise can say otherwise early in a run)
         cost = theory.target_cost_from_table({1: c["target_single_s"],
                                               batch: max(c["target_round_s"], c["target_single_s"])})
-        a = np.nan_to_num(a)
         ks, weights = self._lookahead_mix(a.size)
-        speedups = theory.synchronous_speedup(a, ks, c["draft_step_s"], cost, c["overhead_per_round_s"])
-        steps = np.array([theory.expected_steps_per_round(a, int(k)) for k in ks])
-        return float(weights @ steps / (weights @ (steps / speedups)))
+        return theory.mixed_lookahead(np.nan_to_num(a), dict(zip(ks.tolist(), weights)), c["draft_step_s"], cost,
+                                      c["overhead_per_round_s"])[1]
 
     def js_divergence(self) -> float:
         p, q = self.lsd.ramachandran(), self.reference.ramachandran()

@@ -165,17 +165,14 @@ def _summarise(config: RunConfig, sampler, stats_list, md_stats, draft, target, 
         target_costs = {b: scale * t for b, t in isolated["target_batch_s"].items()}
     costs = {"draft_step_s": isolated["draft_step_s"] + correction_s, "target_batch_s": target_costs,
              "overhead_s": learning_s / rounds if rounds else 0.0}
-    weights = np.array([rounds_by_k[k] if len(rounds_by_k) > k else 1 for k in used_k], dtype=float)
-    expected_by_k = np.array([theory.expected_steps_per_round(acceptance_by_depth[:k]) for k in used_k])
-    expected = float(weights @ expected_by_k / weights.sum())  # E_K averaged over the rounds' K
+    rounds_of = {k: (rounds_by_k[k] if len(rounds_by_k) > k else 1) for k in used_k}
+    # E_K and the synchronous cost model, averaged over the K the rounds used (one K unless adaptive)
+    expected, predicted = theory.mixed_lookahead(acceptance_by_depth, rounds_of, costs["draft_step_s"],
+                                                 costs["target_batch_s"], costs["overhead_s"])
     if config.mode == "async":  # streaming: the bound of DESIGN §2.4 with N_T workers, T_t(1) per state
         workers = getattr(executor, "capacity", 1) if executor is not None else 1
         predicted = float(theory.asynchronous_speedup(1.0 - acceptance, costs["draft_step_s"],
                                                       costs["target_batch_s"][1], workers))
-    else:  # rounds of each K, weighted by how often the run used it
-        seconds = np.array([k * costs["draft_step_s"] + costs["target_batch_s"][k + 1] + costs["overhead_s"]
-                            for k in used_k])
-        predicted = float((weights @ expected_by_k) * costs["target_batch_s"][1] / (weights @ seconds))
     speedup = float(np.median(ratios))
     wall = {key: float(sum(getattr(s, key) for s in stats_list))
             for key in ("time_draft_s", "time_target_s", "time_verification_s", "time_overhead_s",

@@ -250,6 +250,24 @@ def synchronous_speedup(acceptance_by_depth: ArrayLike, lookahead: int | ArrayLi
     return steps * float(cost(1)) / round_s
 
 
+def mixed_lookahead(acceptance_by_depth: ArrayLike, rounds_by_lookahead: Mapping[int, float],
+                    draft_step_s: float, target_batch_s: TargetCost, overhead_s: float = 0.0) -> tuple[float, float]:
+    """(steps per round, speedup) of rounds with varying K (adaptive lookahead).
+
+    rounds_by_lookahead: {K: number of rounds}. Steps per round: Σ n_K E_K / Σ n_K; speedup:
+    Σ n_K E_K · T_t(1) / Σ n_K (K·T_d + T_t(K+1) + overhead), i.e. total steps over total time.
+    With one K both are E_K and ``synchronous_speedup``.
+    """
+    ks = np.array(sorted(rounds_by_lookahead), dtype=int)
+    weights = np.array([float(rounds_by_lookahead[k]) for k in ks])
+    if ks.size == 0 or weights.sum() <= 0:
+        raise ValueError("rounds_by_lookahead needs at least one round")
+    a = _acceptance_array(acceptance_by_depth, int(ks.max()) if np.ndim(acceptance_by_depth) == 0 else None)
+    steps = _expected_steps_curve(a)[ks]
+    speedups = synchronous_speedup(a, ks, draft_step_s, target_batch_s, overhead_s)
+    return float(weights @ steps / weights.sum()), float(weights @ steps / (weights @ (steps / speedups)))
+
+
 class LookaheadChoice(NamedTuple):
     """The best synchronous lookahead and its predicted speedup."""
 

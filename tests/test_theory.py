@@ -327,3 +327,20 @@ def test_predicted_acceptance_by_depth_matches_a_sampler_run(error_correction):
     # Steps per round follow from the acceptances: dE_K/da = Σ_j j a^(j-1) ≈ 10, so 0.02 in a ≈ 5% of E_K
     # (seen: within 3%).
     assert stats.steps_per_round == pytest.approx(float(expected_steps_per_round(predicted)), rel=0.06)
+
+
+def test_mixed_lookahead_is_total_steps_over_total_time():
+    from lsd_engine.theory import mixed_lookahead
+
+    a = np.array([0.9, 0.8, 0.7, 0.6])
+    cost = {1: 0.010, 2: 0.012, 3: 0.014, 4: 0.016, 5: 0.018}
+    e_one, s_one = mixed_lookahead(a, {3: 5}, 1e-4, cost)
+    assert e_one == pytest.approx(expected_steps_per_round(a, 3))
+    assert s_one == pytest.approx(float(synchronous_speedup(a, 3, 1e-4, cost)))
+    e, s = mixed_lookahead(a, {2: 1, 4: 3}, 1e-4, cost, overhead_s=1e-3)
+    steps = {k: float(expected_steps_per_round(a, k)) for k in (2, 4)}
+    seconds = {k: k * 1e-4 + cost[k + 1] + 1e-3 for k in (2, 4)}
+    assert e == pytest.approx((steps[2] + 3 * steps[4]) / 4)
+    assert s == pytest.approx((steps[2] + 3 * steps[4]) * cost[1] / (seconds[2] + 3 * seconds[4]))
+    with pytest.raises(ValueError, match="at least one round"):
+        mixed_lookahead(a, {}, 1e-4, cost)
