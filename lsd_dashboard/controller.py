@@ -156,15 +156,13 @@ class RunController(param.Parameterized):
         """The engine's ``RunConfig`` for these settings (what ``build_sampler`` reads); raises
         ``ConfigError`` for a combination the engine refuses (e.g. draft learning without EC)."""
         cfg = self.config() if cfg is None else cfg
-        adaptive = bool(cfg["adaptive_lookahead"])
         return RunConfig(
             system=str(cfg["system"]), draft=str(cfg["draft"]), target=str(cfg["target"]),
             timestep_fs=cfg["timestep_fs"], temperature_K=cfg["temperature_K"],
             friction_per_ps=cfg["friction_per_ps"], lookahead=cfg["lookahead"],
             error_correction=cfg["error_correction"], draft_learning=cfg["draft_learning"],
-            adaptive_lookahead=adaptive,
-            # min_lookahead only matters (and is only checked) when K is adaptive
-            min_lookahead=cfg["min_lookahead"] if adaptive else min(cfg["min_lookahead"], cfg["lookahead"]),
+            adaptive_lookahead=bool(cfg["adaptive_lookahead"]),
+            min_lookahead=cfg["min_lookahead"],  # only checked when K is adaptive
             hydrogen_mass_amu=cfg["hydrogen_mass_amu"], mode=cfg["mode"], seed=cfg["seed"])
 
     def _speculation_problems(self, atoms: Atoms | None) -> list[str]:

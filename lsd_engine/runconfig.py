@@ -63,8 +63,9 @@ class RunConfig:
     def __post_init__(self) -> None:
         if self.lookahead < 1:
             raise ConfigError(f"lookahead must be at least 1, got {self.lookahead}")
-        if self.min_lookahead < 1 or self.min_lookahead > self.lookahead:
-            raise ConfigError(f"min_lookahead must lie in 1..lookahead ({self.lookahead}), got {self.min_lookahead}")
+        if self.min_lookahead < 1 or (self.adaptive_lookahead and self.min_lookahead > self.lookahead):
+            raise ConfigError(f"min_lookahead must lie in 1..lookahead ({self.lookahead}) with adaptive lookahead, "
+                              f"got {self.min_lookahead}")
         from .learning import CORRECTIONS
 
         self.draft_learning = str(self.draft_learning).lower()
