@@ -125,6 +125,12 @@ class PageWatch:
     def close(self) -> None:
         self.page.close()
 
+    def finish(self) -> None:
+        """A clean page: no request left the machine and the console logged no error; then close it."""
+        assert self.external == [], f"requests left the machine: {self.external}"
+        assert self.errors == [], f"browser console errors: {self.errors}"
+        self.close()
+
 
 def _value(text: str) -> float:
     match = re.search(r"-?\d+(\.\d+)?", text)
@@ -168,9 +174,7 @@ def test_default_page_loads_offline_with_the_readme_defaults_and_runs(server, br
     assert _drawn(page.locator(".lsd-molecule").first) > 5
     page.locator(".lsd-stop button").first.click()
     page.locator(".lsd-status").filter(has_text="Status: stopped").first.wait_for(timeout=60_000)
-    assert watch.external == [], f"requests left the machine: {watch.external}"
-    assert watch.errors == [], f"browser console errors: {watch.errors}"
-    watch.close()
+    watch.finish()
 
 
 def test_live_run_streams_molecule_numbers_and_ramachandran(server, browser):
@@ -234,9 +238,7 @@ def test_live_run_streams_molecule_numbers_and_ramachandran(server, browser):
     page.get_by_text("At these settings: acceptance per step").first.wait_for(timeout=30_000)
     page.screenshot(path=str(ARTIFACTS / "dashboard-theory.png"), full_page=True)
     watch.mark("theory explorer")
-    assert watch.external == [], f"requests left the machine: {watch.external}"
-    assert watch.errors == [], f"browser console errors: {watch.errors}"
-    watch.close()
+    watch.finish()
 
 
 def test_a_failing_model_is_explained_in_the_page(server, browser):
@@ -270,6 +272,4 @@ def test_draft_learning_and_adaptive_k_show_their_live_effect(server, browser):
     page.screenshot(path=str(ARTIFACTS / "dashboard-learning.png"), full_page=True)
     page.locator(".lsd-stop button").first.click()
     page.locator(".lsd-status").filter(has_text="Status: stopped").first.wait_for(timeout=30_000)
-    assert watch.external == [], f"requests left the machine: {watch.external}"
-    assert watch.errors == [], f"browser console errors: {watch.errors}"
-    watch.close()
+    watch.finish()
