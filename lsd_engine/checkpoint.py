@@ -1,9 +1,15 @@
-"""Checkpoint files: the full sampler state in one .npz, written atomically."""
+"""Checkpoint files: the full sampler state in one .npz, written atomically.
+
+A checkpoint is data: it is read with ``allow_pickle=False`` and every array and
+header field is checked, so a truncated or crafted file gives one
+:class:`CheckpointError` naming the file and the field.
+"""
 
 from __future__ import annotations
 
 import json
 import os
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,6 +41,7 @@ class CheckpointState:
     params: dict[str, float]
     options: dict[str, Any]
     sampler_state: dict[str, Any] = field(default_factory=dict)  # e.g. the position inside a round
+    run_config: dict[str, Any] | None = None  # the run's settings (``RunConfig.to_dict()``), when known
 
 
 def save_checkpoint(path: str | os.PathLike, state: CheckpointState) -> None:
@@ -44,6 +51,8 @@ def save_checkpoint(path: str | os.PathLike, state: CheckpointState) -> None:
         "seed": state.seed, "energy": state.energy, "params": state.params, "options": state.options,
         "sampler_state": state.sampler_state,
     }
+    if state.run_config is not None:
+        meta["run_config"] = state.run_config
     arrays = {"positions": state.positions, "momenta": state.momenta, "numbers": state.numbers,
               "masses": state.masses, "meta": np.array(json.dumps(meta))}
     for name, value in state.arrays.items():
@@ -53,25 +62,63 @@ def save_checkpoint(path: str | os.PathLike, state: CheckpointState) -> None:
     os.replace(tmp, path)
 
 
+#: What a damaged or foreign .npz raises while it is opened and read.
+UNREADABLE_NPZ = (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, json.JSONDecodeError)
+
+
 def load_checkpoint(path: str | os.PathLike) -> CheckpointState:
     path = Path(path)
     if not path.exists():
         raise CheckpointError(f"checkpoint file not found: {path}")
     try:
         with np.load(path, allow_pickle=False) as data:
+            if "meta" not in data.files:
+                raise CheckpointError(f"{path} is not an LSD checkpoint (it has no 'meta' header)")
             meta = json.loads(str(data["meta"]))
             arrays = {k: data[k] for k in data.files if k != "meta"}
-    except (OSError, ValueError, KeyError, json.JSONDecodeError) as exc:
-        raise CheckpointError(f"{path} is not a readable LSD checkpoint: {exc}") from exc
+    except CheckpointError:
+        raise
+    except UNREADABLE_NPZ as exc:
+        raise CheckpointError(f"{path} is not a readable LSD checkpoint (truncated or not an .npz): "
+                              f"{type(exc).__name__}: {exc}") from exc
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"{path}: the checkpoint header is not a JSON object")
     if meta.get("format_version") != FORMAT_VERSION:
         raise CheckpointError(f"{path}: unsupported checkpoint format {meta.get('format_version')!r}")
     try:
-        return CheckpointState(
+        state = CheckpointState(
             sampler=meta["sampler"], step=int(meta["step"]), seed=int(meta["seed"]),
             positions=arrays["positions"], momenta=arrays["momenta"], energy=meta["energy"],
             arrays={k[len("state/"):]: v for k, v in arrays.items() if k.startswith("state/")},
             numbers=arrays["numbers"], masses=arrays["masses"],
             params=meta["params"], options=meta.get("options", {}),
-            sampler_state=meta.get("sampler_state", {}))
+            sampler_state=meta.get("sampler_state", {}), run_config=meta.get("run_config"))
     except KeyError as exc:
         raise CheckpointError(f"{path}: checkpoint is missing field {exc}") from exc
+    except (TypeError, ValueError) as exc:
+        raise CheckpointError(f"{path}: checkpoint field has the wrong type: {exc}") from exc
+    _check_state(path, state)
+    return state
+
+
+def _check_state(path: Path, state: CheckpointState) -> None:
+    """Shapes, dtypes and header types of a loaded checkpoint (CheckpointError naming the field)."""
+    n = state.numbers.shape[0] if state.numbers.ndim == 1 else -1
+    expected = {"numbers": ((n,), "iu"), "masses": ((n,), "f"), "positions": ((n, 3), "f"), "momenta": ((n, 3), "f")}
+    for name, (shape, kinds) in expected.items():
+        value = getattr(state, name)
+        if n < 1 or value.shape != shape or value.dtype.kind not in kinds:
+            raise CheckpointError(f"{path}: checkpoint field '{name}' has shape {value.shape} and dtype {value.dtype}; "
+                                  f"expected {shape if n >= 1 else '(N,)'} of {'integers' if kinds == 'iu' else 'floats'}")
+    for name, value in state.arrays.items():
+        if value.dtype.kind not in "biufU":
+            raise CheckpointError(f"{path}: checkpoint array 'state/{name}' has dtype {value.dtype}; expected numbers")
+    if state.step < 0 or state.seed < 0:
+        raise CheckpointError(f"{path}: checkpoint step ({state.step}) and seed ({state.seed}) must be non-negative")
+    if state.energy is not None and not isinstance(state.energy, (int, float)):
+        raise CheckpointError(f"{path}: checkpoint field 'energy' must be a number, got {state.energy!r}")
+    for name in ("params", "options", "sampler_state"):
+        if not isinstance(getattr(state, name), dict):
+            raise CheckpointError(f"{path}: checkpoint field '{name}' must be a JSON object")
+    if state.run_config is not None and not isinstance(state.run_config, dict):
+        raise CheckpointError(f"{path}: checkpoint field 'run_config' must be a JSON object")

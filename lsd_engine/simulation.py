@@ -68,6 +68,7 @@ class Simulation(ABC):
             noise = self.rng.normal(0, (self.n_atoms, 3), Purpose.INITIAL_MOMENTA)
             self.momenta = maxwell_boltzmann_momenta(noise, self.constants)
         self.energy: float | None = None  # target energy at the last force-evaluation point
+        self.run_config: dict[str, Any] | None = None  # settings saved with each checkpoint (the CLI's RunConfig)
 
     # -- to implement -------------------------------------------------------
     @property
@@ -197,7 +198,8 @@ class Simulation(ABC):
             sampler=type(self).__name__, step=self.step, seed=self.seed, positions=self.positions,
             momenta=self.momenta, energy=self.energy, arrays=self._state_arrays(),
             numbers=self.atoms.get_atomic_numbers(), masses=self.atoms.get_masses(),
-            params=self.params.to_dict(), options=self._options(), sampler_state=self._sampler_state()))
+            params=self.params.to_dict(), options=self._options(), sampler_state=self._sampler_state(),
+            run_config=self.run_config))
 
     def load_checkpoint(self, path: str | os.PathLike) -> None:
         """Continue from a checkpoint of the same system and parameters (the seed is restored)."""

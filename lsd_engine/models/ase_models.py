@@ -55,26 +55,48 @@ def make_emt(atoms: Atoms, **options: Any) -> ASECalculatorModel:
 
 
 def resolve_calculator_class(spec: str) -> type:
-    """``EMT``, ``emt``, ``lj`` (ASE's registered names) or a dotted path ``package.module.Class``."""
+    """``EMT``, ``emt``, ``lj`` (ASE's registered names) or a dotted path ``package.module.Class``.
+
+    Whatever the name resolves to must be a class deriving from ASE's
+    ``ase.calculators.calculator.BaseCalculator``; anything else (``os.system``, a module,
+    a plain function) is refused before it can be called. A dotted path imports its module,
+    so only paths a person typed belong here: files and URLs must not supply them (a
+    distilled draft's header may name only a registry model, see ``lsd_engine.distill``).
+    """
     if "." in spec or ":" in spec:
         module_name, _, attr = spec.replace(":", ".").rpartition(".")
+        if not all(part.isidentifier() for part in (*module_name.split("."), attr)):
+            raise LSDError(f"ASE calculator {spec!r} is not a dotted Python path such as "
+                           "'mypackage.module.MyCalculator'")
         try:
-            return getattr(importlib.import_module(module_name), attr)
+            found = getattr(importlib.import_module(module_name), attr)
         except (ImportError, AttributeError) as exc:
             raise LSDError(f"cannot import ASE calculator {spec!r}: {exc}") from exc
+        return _checked_calculator_class(found, spec)
     from ase.calculators.calculator import get_calculator_class
 
     for candidate in (spec, spec.lower()):
         try:
-            return get_calculator_class(candidate)
+            return _checked_calculator_class(get_calculator_class(candidate), spec)
         except (KeyError, ValueError, ImportError, AttributeError):
             continue
     names = _ase_calculator_names()
     for known in names:
         if known.lower() == spec.lower():
-            return get_calculator_class(known)
+            return _checked_calculator_class(get_calculator_class(known), spec)
     raise LSDError(f"unknown ASE calculator {spec!r}; ASE knows {', '.join(sorted(names))}, "
                    "or give a dotted path such as 'mypackage.module.MyCalculator'")
+
+
+def _checked_calculator_class(found: Any, spec: str) -> type:
+    """``found`` if it is an ASE calculator class, else an LSDError naming what it is."""
+    from ase.calculators.calculator import BaseCalculator
+
+    if isinstance(found, type) and issubclass(found, BaseCalculator):
+        return found
+    what = f"the class {found.__name__}" if isinstance(found, type) else f"a {type(found).__name__}"
+    raise LSDError(f"ASE calculator {spec!r} is {what}, not an ASE calculator class "
+                   "(a subclass of ase.calculators.calculator.BaseCalculator); nothing was called")
 
 
 def _ase_calculator_names() -> list[str]:
