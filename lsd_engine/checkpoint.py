@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -63,7 +64,7 @@ def save_checkpoint(path: str | os.PathLike, state: CheckpointState) -> None:
 
 
 #: What a damaged or foreign .npz raises while it is opened and read.
-UNREADABLE_NPZ = (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, json.JSONDecodeError)
+UNREADABLE_NPZ = (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, zlib.error, json.JSONDecodeError)
 
 
 def load_checkpoint(path: str | os.PathLike) -> CheckpointState:

@@ -17,13 +17,20 @@ with constant EC or an online correction on top. Kinds:
   of the same elements, e.g. trained on Cu32 and used on Cu108); one solve.
 - ``neural``: the network of ``learning.neural`` (species-based, transferable), Adam epochs.
 
-The file holds only arrays and a JSON header (no pickle).
+The file holds only arrays and a JSON header (no pickle). A model file is data, never
+code: on loading, the header's base draft must be a plain registry name that untrusted
+input may choose (``models.options.SAFE_OPTIONS``: no ``ase:<path>``, ``uma:<path>`` or
+``distilled:<path>``), its options must be on that model's allowlist, and the format,
+version, kind, element numbers, options and every array's shape and dtype are checked;
+anything else is refused with an :class:`LSDError` naming the file and the field.
 """
 
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
+import math
 import os
 import time
 from dataclasses import asdict, dataclass, field
@@ -37,11 +44,14 @@ from .errors import LSDError
 from .learning.labels import LabelSet, load_labels
 from .models._bound import BoundModel
 
-__all__ = ["DistillReport", "DistilledModel", "add_distill_arguments", "distill", "distill_command",
-           "load_distilled", "register_distilled"]
+__all__ = ["DistillReport", "DistilledModel", "add_distill_arguments", "check_base", "distill", "distill_command",
+           "load_distilled", "read_distilled_file", "register_distilled"]
 
 FORMAT = "lsd-distilled"
+VERSION = 1
 KINDS = ("auto", "bonded", "radial", "neural")
+#: Largest integer a learned part's option may take in a file header (degree, n_radial, layer width...).
+MAX_OPTION_INT = 1024
 
 
 @dataclass
@@ -82,7 +92,7 @@ class DistilledModel(BoundModel):
     def __init__(self, atoms: Atoms, path: str | os.PathLike, base_options: dict[str, Any] | None = None):
         path = Path(path)
         super().__init__(atoms, f"distilled:{path}")
-        header, arrays = _read(path)
+        header, arrays = read_distilled_file(path)
         self.header = header
         self.kind = header["kind"]
         numbers = np.asarray(atoms.numbers)
@@ -108,7 +118,11 @@ class DistilledModel(BoundModel):
             spec = DescriptorSpec.from_dict(header["options"]["spec"])
             self.net = AtomicEnergyModel(spec, numbers, np.array(atoms.cell[:]), np.array(atoms.pbc),
                                          dtype=header["options"].get("dtype", "float64"))
-            self.net.load_state_arrays({k[4:]: v for k, v in arrays.items() if k.startswith("net.")})
+            try:
+                self.net.load_state_arrays({k[4:]: v for k, v in arrays.items() if k.startswith("net.")})
+            except (RuntimeError, ValueError, TypeError) as exc:
+                raise LSDError(f"{path}: the network arrays 'net.*' do not fit the header's descriptor spec: "
+                               f"{str(exc).splitlines()[0]}") from None
         else:
             self.part = _learned_part(self.kind, numbers, masses, np.array(atoms.cell[:]), np.array(atoms.pbc),
                                       header["options"])
@@ -118,6 +132,9 @@ class DistilledModel(BoundModel):
             if self.kind == "radial":
                 self.part.r_nn = float(header["r_nn"])
             self.coef = np.asarray(arrays["coef"], dtype=float)
+            if self.coef.shape != (self.part.n_params,):
+                raise LSDError(f"{path}: array 'coef' has shape {self.coef.shape}; the header's options give "
+                               f"({self.part.n_params},)")
 
     def correction_energy_forces(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The learned part alone: energies (B,) and forces (B, N, 3) at positions (B, N, 3)."""
@@ -135,17 +152,163 @@ class DistilledModel(BoundModel):
         return e, f
 
 
-def _read(path: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    if not path.exists():
+def read_distilled_file(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """The checked (header, arrays) of a distilled draft file; LSDError naming the file and field otherwise."""
+    from .checkpoint import UNREADABLE_NPZ
+
+    path = Path(path)
+    if not path.is_file():
         raise LSDError(f"distilled model file not found: {path}")
-    with np.load(path, allow_pickle=False) as data:
-        if "header" not in data:
-            raise LSDError(f"{path} is not a distilled draft (no header); make one with `lsd distill`")
-        header = json.loads(str(data["header"]))
-        arrays = {k: np.array(data[k]) for k in data.files if k != "header"}
-    if header.get("format") != FORMAT:
-        raise LSDError(f"{path} is not a distilled draft (format {header.get('format')!r})")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            if "header" not in data.files:
+                raise LSDError(f"{path} is not a distilled draft (no header); make one with `lsd distill`")
+            header = json.loads(str(data["header"]))
+            arrays = {k: np.array(data[k]) for k in data.files if k != "header"}
+    except LSDError:
+        raise
+    except UNREADABLE_NPZ as exc:
+        raise LSDError(f"{path} is not a readable distilled draft (truncated or not an .npz): "
+                       f"{type(exc).__name__}: {exc}") from None
+    if not isinstance(header, dict) or header.get("format") != FORMAT:
+        found = header.get("format") if isinstance(header, dict) else type(header).__name__
+        raise LSDError(f"{path} is not a distilled draft (format {found!r})")
+    _check_header(path, header)
+    _check_arrays(path, header, arrays)
     return header, arrays
+
+
+def check_base(base: Any, base_options: Any, source: str) -> dict[str, Any]:
+    """The checked options of a distilled draft's base model ``base`` ('none' or a plain registry name).
+
+    Only names and options that untrusted input may choose pass (``models.options``); in
+    particular no ``ase:``/``uma:``/``distilled:`` arguments, which name classes or files.
+    """
+    from .models.options import UnsafeOptionError, check_safe_options, safe_model_names
+
+    if base_options is None:
+        base_options = {}
+    if not isinstance(base, str):
+        raise LSDError(f"{source}: field 'base' must be a model name, got {base!r}")
+    if not isinstance(base_options, dict):
+        raise LSDError(f"{source}: field 'base_options' must be a JSON object, got {base_options!r}")
+    plain = [name for name in safe_model_names() if ":" not in name]
+    if base in ("", "none"):
+        if base_options:
+            raise LSDError(f"{source}: field 'base_options' must be empty when the base is 'none'")
+        return {}
+    if base not in plain:
+        raise LSDError(f"{source}: field 'base' is {base!r}; a distilled draft's base must be 'none' or one of "
+                       f"{', '.join(plain)} (no ':' arguments: they name classes or files)")
+    for key, value in base_options.items():
+        if not key.isidentifier() or not (value is None or isinstance(value, (bool, int, float, str))):
+            raise LSDError(f"{source}: field 'base_options' entry {key!r}={value!r} is not a plain option")
+    try:
+        return check_safe_options(base, base_options)
+    except UnsafeOptionError as exc:
+        raise LSDError(f"{source}: field 'base_options': {exc}") from None
+
+
+def _kind_option_names(kind: str) -> set[str]:
+    """The keyword options the learned part of ``kind`` accepts (from its constructors' signatures)."""
+    from .learning.linear import BondedCorrection, LinearEnergyCorrection, RadialCorrection
+
+    cls = BondedCorrection if kind == "bonded" else RadialCorrection
+    names = set()
+    for function in (cls.__init__, LinearEnergyCorrection.__init__):
+        names |= {p.name for p in inspect.signature(function).parameters.values()
+                  if p.kind is p.POSITIONAL_OR_KEYWORD}
+    return names - {"self", "numbers", "masses", "n_atoms", "cell", "pbc"}
+
+
+def _plain_number(value: Any) -> bool:
+    if isinstance(value, bool):
+        return True
+    if isinstance(value, int):
+        return abs(value) <= MAX_OPTION_INT
+    return isinstance(value, float) and math.isfinite(value)
+
+
+def _check_header(path: Path, header: dict[str, Any]) -> None:
+    def bad(field_name: str, why: str) -> LSDError:
+        return LSDError(f"{path}: header field {field_name!r} {why}")
+
+    if header.get("version") != VERSION:
+        raise bad("version", f"is {header.get('version')!r}; this LSD reads version {VERSION}")
+    kind = header.get("kind")
+    if kind not in KINDS[1:]:
+        raise bad("kind", f"is {kind!r}; expected one of {', '.join(KINDS[1:])}")
+    numbers, masses = header.get("numbers"), header.get("masses")
+    if (not isinstance(numbers, list) or not numbers
+            or not all(isinstance(z, int) and not isinstance(z, bool) and 1 <= z <= 118 for z in numbers)):
+        raise bad("numbers", "must be a non-empty list of atomic numbers 1-118")
+    if masses is not None and (not isinstance(masses, list) or len(masses) != len(numbers) or not all(
+            isinstance(m, (int, float)) and not isinstance(m, bool) and math.isfinite(m) and m > 0 for m in masses)):
+        raise bad("masses", f"must be {len(numbers)} positive numbers (one per atom)")
+    header["base_options"] = check_base(header.get("base", "none"), header.get("base_options"), str(path))
+    options = header.get("options")
+    if not isinstance(options, dict):
+        raise bad("options", "must be a JSON object")
+    if kind == "neural":
+        _check_neural_options(path, options)
+    else:
+        allowed = _kind_option_names(kind)
+        for key, value in options.items():
+            if key not in allowed:
+                raise bad("options", f"has {key!r}, which a {kind!r} part does not take (it takes "
+                                     f"{', '.join(sorted(allowed))})")
+            values = value if isinstance(value, list) else [value]
+            if len(values) > MAX_OPTION_INT or not all(_plain_number(v) for v in values):
+                raise bad("options", f"entry {key!r}={value!r} must be a number (or a list of numbers)")
+        if kind == "radial":
+            r_nn = header.get("r_nn")
+            if isinstance(r_nn, bool) or not isinstance(r_nn, (int, float)) or not math.isfinite(r_nn) or r_nn <= 0:
+                raise bad("r_nn", f"must be a positive distance in Å, got {r_nn!r}")
+
+
+def _check_neural_options(path: Path, options: dict[str, Any]) -> None:
+    from dataclasses import fields as dataclass_fields
+
+    from .learning.neural import DescriptorSpec
+
+    if options.get("dtype", "float64") not in ("float32", "float64") or set(options) - {"spec", "dtype"}:
+        raise LSDError(f"{path}: header field 'options' of a neural draft takes only 'spec' and 'dtype' "
+                       "('float32' or 'float64')")
+    spec = options.get("spec")
+    known = {f.name for f in dataclass_fields(DescriptorSpec)}
+    if not isinstance(spec, dict) or set(spec) - known or "species" not in spec:
+        raise LSDError(f"{path}: header field 'options.spec' must be a descriptor spec with keys from "
+                       f"{', '.join(sorted(known))}")
+    for key, value in spec.items():
+        values = value if isinstance(value, list) else [value]
+        if (key in ("species", "hidden")) != isinstance(value, list) or len(values) > 16 or not all(
+                _plain_number(v) and not isinstance(v, bool) and (key not in ("species", "hidden") or
+                                                                  (isinstance(v, int) and v >= 1)) for v in values):
+            raise LSDError(f"{path}: header field 'options.spec' entry {key!r}={value!r} is out of range")
+
+
+def _check_arrays(path: Path, header: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
+    n_atoms = len(header["numbers"])
+    expected: dict[str, tuple[int, ...] | None] = {}
+    if header["kind"] != "neural":
+        expected["coef"] = None  # 1-D; its length is checked against the part built from the options
+        expected["x0"] = (n_atoms, 3) if header["kind"] == "bonded" else None
+    for name, value in arrays.items():
+        if value.dtype.kind not in "fiu":
+            raise LSDError(f"{path}: array {name!r} has dtype {value.dtype}; expected numbers")
+        if not name.startswith("net.") and name not in ("coef", "x0"):
+            raise LSDError(f"{path}: unexpected array {name!r} in a {header['kind']!r} distilled draft")
+        if not np.all(np.isfinite(value)):
+            raise LSDError(f"{path}: array {name!r} has non-finite values")
+    for name, shape in expected.items():
+        if name == "x0" and shape is None:
+            continue
+        if name not in arrays:
+            raise LSDError(f"{path}: array {name!r} is missing")
+        value = arrays[name]
+        if (shape is None and value.ndim != 1) or (shape is not None and value.shape != shape):
+            raise LSDError(f"{path}: array {name!r} has shape {value.shape}; expected "
+                           f"{shape if shape is not None else '(n_params,)'}")
 
 
 def _write(path: Path, header: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
@@ -256,6 +419,7 @@ def distill(labels: LabelSet | str | os.PathLike, output: str | os.PathLike, bas
         raise LSDError(f"unknown distilled kind {kind!r}; choose one of {', '.join(KINDS)}")
     if kind == "bonded" and np.any(atoms.pbc):
         raise LSDError("kind 'bonded' is for molecules (non-periodic); use 'radial' or 'neural'")
+    check_base(base or "none", dict(base_options or {}), "the base draft of a distilled model")
     base_options = dict(base_options or {})
     base_model = None if base in (None, "", "none") else models.create(base, atoms, **base_options)
     if base_model is not None:
@@ -273,7 +437,7 @@ def distill(labels: LabelSet | str | os.PathLike, output: str | os.PathLike, bas
     numbers, masses = np.asarray(atoms.numbers), atoms.get_masses()
     cell, pbc = np.array(atoms.cell[:]), np.array(atoms.pbc)
     opts = {**_defaults(kind), **(options or {})}
-    header: dict[str, Any] = {"format": FORMAT, "version": 1, "kind": kind, "base": base or "none",
+    header: dict[str, Any] = {"format": FORMAT, "version": VERSION, "kind": kind, "base": base or "none",
                               "base_options": base_options, "numbers": numbers.tolist(),
                               "masses": masses.tolist(), "source": dict(labels.meta)}
     arrays: dict[str, np.ndarray] = {}

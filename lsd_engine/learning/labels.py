@@ -11,14 +11,16 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 from ase import Atoms
 
+from ..errors import LSDError
 from ..models.base import ForceModel, evaluate_checked
 
-__all__ = ["LabelSet", "RecordingModel", "record_target_md", "load_labels", "save_labels"]
+__all__ = ["LabelFileError", "LabelSet", "RecordingModel", "record_target_md", "load_labels", "save_labels"]
 
 
 @dataclass
@@ -134,21 +136,52 @@ def save_labels(path: str | os.PathLike, labels: LabelSet) -> None:
     np.savez_compressed(path, **arrays)
 
 
+class LabelFileError(LSDError, ValueError):
+    """A label file that is missing, truncated or malformed (the message names the file and the array)."""
+
+
 def load_labels(path: str | os.PathLike) -> LabelSet:
-    """Read an .npz written by ``save_labels`` (or any .npz with positions and target_forces)."""
-    with np.load(path) as data:
-        if "positions" not in data or "target_forces" not in data:
-            raise ValueError(f"{path}: a label file needs the arrays 'positions' and 'target_forces'")
-        positions = np.asarray(data["positions"], dtype=float)
-        n = positions.shape[1]
-        meta = dict(zip(data["meta_keys"].tolist(), data["meta_values"].tolist())) if "meta_keys" in data else {}
-        return LabelSet(
-            positions=positions, target_forces=np.asarray(data["target_forces"], dtype=float),
-            target_energies=(np.asarray(data["target_energies"], dtype=float) if "target_energies" in data
-                             else np.full(positions.shape[0], np.nan)),
-            numbers=np.asarray(data["numbers"]) if "numbers" in data else np.zeros(n, dtype=int),
-            masses=np.asarray(data["masses"], dtype=float) if "masses" in data else np.ones(n),
-            cell=np.asarray(data["cell"], dtype=float) if "cell" in data else np.zeros((3, 3)),
-            pbc=np.asarray(data["pbc"], dtype=bool) if "pbc" in data else np.zeros(3, dtype=bool),
-            draft_forces=np.asarray(data["draft_forces"], dtype=float) if "draft_forces" in data else None,
-            meta=meta)
+    """Read an .npz written by ``save_labels`` (or any .npz with positions and target_forces).
+
+    The file is data: read without pickle, each array's shape and dtype checked, so a
+    truncated or malformed file raises one :class:`LabelFileError` naming the file.
+    """
+    from ..checkpoint import UNREADABLE_NPZ
+
+    path = Path(path)
+    if not path.is_file():
+        raise LabelFileError(f"labels file not found: {path}")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {k: data[k] for k in data.files}
+    except UNREADABLE_NPZ as exc:
+        raise LabelFileError(f"{path} is not a readable label file (truncated or not an .npz): "
+                             f"{type(exc).__name__}: {exc}") from None
+    if "positions" not in arrays or "target_forces" not in arrays:
+        raise LabelFileError(f"{path}: a label file needs the arrays 'positions' and 'target_forces'")
+    positions = arrays["positions"]
+    if positions.ndim != 3 or positions.shape[2] != 3 or positions.shape[0] < 1 or positions.shape[1] < 1:
+        raise LabelFileError(f"{path}: array 'positions' has shape {positions.shape}; expected (T, N, 3)")
+    t, n = positions.shape[:2]
+    expected = {"positions": ((t, n, 3), "fiu"), "target_forces": ((t, n, 3), "fiu"), "target_energies": ((t,), "fiu"),
+                "numbers": ((n,), "iu"), "masses": ((n,), "fiu"), "cell": ((3, 3), "fiu"), "pbc": ((3,), "biu"),
+                "draft_forces": ((t, n, 3), "fiu"), "meta_keys": (None, "U"), "meta_values": (None, "U")}
+    for name, (shape, kinds) in expected.items():
+        value = arrays.get(name)
+        if value is not None and ((shape is not None and value.shape != shape) or value.dtype.kind not in kinds):
+            raise LabelFileError(f"{path}: array {name!r} has shape {value.shape} and dtype {value.dtype}; "
+                                 f"expected shape {shape}" if shape else f"{path}: array {name!r} must hold strings")
+    if "meta_keys" in arrays and arrays["meta_keys"].shape != arrays.get("meta_values", np.array([])).shape:
+        raise LabelFileError(f"{path}: arrays 'meta_keys' and 'meta_values' differ in length")
+
+    def floats(name: str, default: np.ndarray) -> np.ndarray:
+        return np.asarray(arrays[name], dtype=float) if name in arrays else default
+
+    meta = dict(zip(arrays["meta_keys"].tolist(), arrays["meta_values"].tolist())) if "meta_keys" in arrays else {}
+    return LabelSet(
+        positions=np.asarray(positions, dtype=float), target_forces=floats("target_forces", None),
+        target_energies=floats("target_energies", np.full(t, np.nan)),
+        numbers=np.asarray(arrays["numbers"]) if "numbers" in arrays else np.zeros(n, dtype=int),
+        masses=floats("masses", np.ones(n)), cell=floats("cell", np.zeros((3, 3))),
+        pbc=np.asarray(arrays["pbc"], dtype=bool) if "pbc" in arrays else np.zeros(3, dtype=bool),
+        draft_forces=floats("draft_forces", None) if "draft_forces" in arrays else None, meta=meta)
