@@ -8,9 +8,9 @@ comes from Panel's bundled resources: the page makes no request off the machine.
 from __future__ import annotations
 
 import io
-import tempfile
+import sys
+import threading
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -20,13 +20,16 @@ import param
 from lsd_engine import models
 
 from . import choices, downloads
-from .controller import ACTIVE, CONFIG_PARAMETERS, RunController
+from .controller import ACTIVE, RunController
+from .policy import ServerPolicy, is_loopback
+from .runs import RUNS
 from .theory_explorer import TheoryExplorer
+from .uploads import UPLOAD_SUFFIXES, UploadError, UploadFolder, check_upload, parse_in_subprocess
+from .validation import MAX_TEXT_LENGTH, URL_SETTINGS
 from .views import LiveViews
 
 REFRESH_MS = 700
 PAGE_FLAGS = ("autostart",)  # URL arguments that act on the page rather than the run settings
-UPLOAD_DIR = Path(tempfile.gettempdir()) / "lsd-dashboard-uploads"
 
 ABOUT = """
 **Langevin Speculative Dynamics.** A cheap *draft* model proposes K Langevin steps, the expensive
@@ -49,19 +52,26 @@ SPECULATION_HELP = (
 
 
 def apply_query_args(controller: RunController, args: Mapping[str, Any]) -> list[str]:
-    """Set configuration parameters from URL query arguments (``?target=amber14&n_steps=500``).
+    """Set run settings from URL query arguments (``?target=amber14&n_steps=500``).
 
-    Values may be bytes lists (``pn.state.session_args``) or strings; unknown names and bad
-    values are reported, not raised. Returns the messages.
+    Only the names in :data:`~lsd_dashboard.validation.URL_SETTINGS` are taken (never files,
+    folders or scheduler addresses), each converted to its parameter's type and bounds; the
+    controller's checks then hold them to the page's choices and the server's limits. Values
+    may be bytes lists (``pn.state.session_args``) or strings; refused names and values are
+    reported, not raised. Returns the messages.
     """
     messages = []
     for name, raw in args.items():
-        value = raw[0] if isinstance(raw, (list, tuple)) else raw
-        value = value.decode() if isinstance(value, bytes) else str(value)
+        name = str(name)[:40]
+        value = raw[0] if isinstance(raw, (list, tuple)) and raw else raw
+        value = value.decode(errors="replace") if isinstance(value, bytes) else str(value)
         if name in PAGE_FLAGS:
             continue
-        if name not in CONFIG_PARAMETERS:
-            messages.append(f"ignored unknown URL setting {name!r}")
+        if name not in URL_SETTINGS:
+            messages.append(f"ignored URL setting {name!r} (not one a URL may set)")
+            continue
+        if len(value) > MAX_TEXT_LENGTH:
+            messages.append(f"URL setting {name} not used: longer than {MAX_TEXT_LENGTH} characters")
             continue
         parameter = controller.param[name]
         try:
@@ -73,6 +83,9 @@ def apply_query_args(controller: RunController, args: Mapping[str, Any]) -> list
                 converted = None if value.strip().lower() in ("", "none") else float(value)
             else:
                 converted = value
+            if isinstance(parameter, param.Selector) and converted not in parameter.objects:
+                messages.append(f"URL setting {name}={value[:60]!r} not used: not one of the choices offered")
+                continue
             setattr(controller, name, converted)
         except Exception as exc:  # noqa: BLE001 - a bad URL value is reported in the page
             messages.append(f"URL setting {name}={value!r} not used: {exc}")
@@ -90,12 +103,51 @@ def models_table() -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+class BoundedFileDropper(pn.widgets.FileDropper):
+    """Panel's chunked FileDropper with a server-side size cap.
+
+    The browser refuses a file over ``max_file_size`` before sending it; a client that sends
+    more anyway has its chunks dropped once they pass ``max_bytes`` and ``refused`` says why.
+    This extends Panel 1.x's ``FileDropper._process_event`` (chunk bookkeeping in
+    ``_file_buffer``); tests/test_dashboard_security.py checks it still does.
+    """
+
+    max_bytes = param.Integer(default=10_000_000, bounds=(1, None), doc="Largest upload accepted (bytes).")
+    refused = param.String(default="", doc="Why the last upload was dropped.")
+
+    _rename = {**pn.widgets.FileDropper._rename, "max_bytes": None, "refused": None}  # server-side only
+
+    def __init__(self, **params: Any):
+        super().__init__(**params)
+        self._received: dict[str, int] = {}
+
+    def _process_event(self, event: Any) -> None:
+        data = event.data
+        if event.event_name == "upload_event":
+            name = str(data.get("name"))
+            chunk = data.get("data") or b""
+            total = (0 if data.get("chunk") == 1 else self._received.get(name, 0)) + len(chunk)
+            if total > self.max_bytes or (name not in self._received and len(self._received) >= 2):
+                self._received.pop(name, None)
+                getattr(self, "_file_buffer", {}).pop(name, None)
+                self.refused = ""
+                self.refused = (f"upload {name[:60]!r}: larger than this server's limit of "
+                                f"{self.max_bytes / 1e6:.1f} MB; refused")
+                return
+            self._received[name] = total
+            if data.get("chunk") == data.get("total_chunks"):
+                self._received.pop(name, None)
+        super()._process_event(event)
+
+
 class Dashboard(pn.viewable.Viewer):
     """Sidebar of run settings and controls; tabs with the live run, theory explorer and models."""
 
     def __init__(self, controller: RunController | None = None, refresh_ms: int = REFRESH_MS, **params: Any):
         super().__init__(**params)
         self.controller = controller or RunController()
+        self.policy = self.controller.policy
+        self.uploads = UploadFolder()
         self.views = LiveViews(self.controller)
         self.theory = TheoryExplorer()
         self.refresh_ms = refresh_ms
@@ -110,8 +162,17 @@ class Dashboard(pn.viewable.Viewer):
         c = self.controller
         p = c.param
         support = choices.executor_support()
-        self.upload = pn.widgets.FileInput(accept=".pdb,.xyz,.extxyz,.cif,.traj,.vasp,.gro,.mol", label="Upload")
+        self.upload = BoundedFileDropper(max_bytes=self.policy.max_upload_bytes,
+                                         max_file_size=f"{self.policy.max_upload_MB:g}MB",
+                                         accepted_filetypes=list(UPLOAD_SUFFIXES), multiple=False,
+                                         chunk_size=1_000_000, layout="compact", css_classes=["lsd-upload"],
+                                         sizing_mode="stretch_width")
         self.upload.param.watch(self._on_upload, "value")
+        self.upload.param.watch(lambda event: self._upload_said(event.new, "danger"), "refused")
+        self.upload_note = pn.pane.Alert("", alert_type="info", visible=False, sizing_mode="stretch_width",
+                                         css_classes=["lsd-upload-note"])
+        self.background_list = pn.Column(sizing_mode="stretch_width", css_classes=["lsd-background"])
+        self._background_shown: tuple = ()
         self.buttons = {
             "start": pn.widgets.Button(label="Start", color="success", css_classes=["lsd-start"]),
             "pause": pn.widgets.Button(label="Pause", color="warning", css_classes=["lsd-pause"]),
@@ -153,10 +214,12 @@ class Dashboard(pn.viewable.Viewer):
         integer = pn.widgets.IntInput.from_param
         return [
             pn.Row(*self.buttons.values(), sizing_mode="stretch_width"),
-            status, error, self._background_runs(),
+            status, error, self.background_list,
             pn.Card(
                 pn.widgets.Select.from_param(p.system, name="System", css_classes=["lsd-system"]),
-                pn.pane.Markdown("or upload a PDB / XYZ file:", margin=(0, 10)), self.upload,
+                pn.pane.Markdown(f"or upload a structure ({', '.join(UPLOAD_SUFFIXES)}; at most "
+                                 f"{self.policy.max_upload_MB:g} MB and {self.policy.max_atoms} atoms):",
+                                 margin=(0, 10)), self.upload, self.upload_note,
                 pn.widgets.Select.from_param(p.draft, name="Draft model", css_classes=["lsd-draft"]),
                 pn.widgets.Select.from_param(p.target, name="Target model", css_classes=["lsd-target"]),
                 problems, notes,
@@ -179,9 +242,11 @@ class Dashboard(pn.viewable.Viewer):
                                              css_classes=["lsd-draft-learning"]),
                 pn.pane.Markdown(SPECULATION_HELP, styles={"font-size": "0.85em"}, margin=(0, 10)),
                 mode, executor,
-                integer(p.n_workers, name="Dask workers"),
-                pn.widgets.TextInput.from_param(p.scheduler_address, name="Scheduler address",
-                                                placeholder="tcp://head-node:8786"),
+                integer(p.n_workers, name=f"Dask workers (at most {self.policy.max_workers})", start=1,
+                        end=self.policy.max_workers),
+                pn.widgets.Select.from_param(p.scheduler_address, name="Scheduler address (set by the server)",
+                                             options=["", *self.policy.scheduler_addresses],
+                                             disabled=not self.policy.scheduler_addresses),
                 pn.pane.Markdown("\n".join(f"- {u}" for u in unsupported), styles={"font-size": "0.85em"},
                                  visible=bool(unsupported)),
                 title="Speculation and execution", sizing_mode="stretch_width"),
@@ -189,9 +254,12 @@ class Dashboard(pn.viewable.Viewer):
                 integer(p.n_steps, name="Steps", step=1000),
                 integer(p.seed, name="Seed"),
                 pn.widgets.Checkbox.from_param(p.reference, name="Run plain target MD alongside (reference)"),
-                pn.widgets.Checkbox.from_param(p.keep_running, name="Keep running when this tab is closed"),
-                pn.widgets.TextInput.from_param(p.output_dir, name="Results folder for a background run",
-                                                placeholder="./lsd-dashboard-runs/<start time>"),
+                pn.widgets.Checkbox.from_param(p.keep_running, name="Keep running when this tab is closed",
+                                               disabled=self.policy.max_background_runs == 0),
+                pn.pane.Markdown(f"A background run writes its results to a new folder under "
+                                 f"`{self.policy.output_root}` on the server (at most "
+                                 f"{self.policy.max_background_runs} background runs at once).",
+                                 styles={"font-size": "0.85em"}, margin=(0, 10)),
                 title="Run", sizing_mode="stretch_width"),
             pn.Card(
                 num(p.block_seconds, name="Seconds per streamed block", step=0.5),
@@ -204,13 +272,22 @@ class Dashboard(pn.viewable.Viewer):
             pn.Card(downloads_row, title="Download", sizing_mode="stretch_width"),
         ]
 
-    @staticmethod
-    def _background_runs() -> pn.pane.Alert:
-        """Runs on this server that outlived their page (``keep_running``) and where their results go."""
-        lines = [f"- started {run.started_at}: {run.status}, {run.data.lsd.n_steps} LSD steps → {run.output_dir}"
-                 for run in RunController.background]
-        return pn.pane.Alert("**Background runs on this server**\n" + "\n".join(lines), alert_type="secondary",
-                             visible=bool(lines), sizing_mode="stretch_width")
+    def _refresh_background(self) -> None:
+        """List the server's background runs (those that outlived their page), each with a Stop button."""
+        runs = RUNS.background()
+        shown = tuple((id(run), run.status, run.data.lsd.n_steps // 100) for run in runs)
+        if shown == self._background_shown:
+            return
+        self._background_shown = shown
+        rows: list[Any] = [pn.pane.Markdown("**Background runs on this server**", margin=(0, 5))] if runs else []
+        for run in runs:
+            stop = pn.widgets.Button(label="Stop", button_type="danger", width=60, disabled=not run.running,
+                                     css_classes=["lsd-stop-background"])
+            stop.on_click(lambda event, r=run: r.stop())
+            text = f"started {run.started_at}: {run.status}, {run.data.lsd.n_steps} LSD steps → `{run.output_dir}`"
+            rows.append(pn.Row(pn.pane.Markdown(text, styles={"font-size": "0.85em"}, sizing_mode="stretch_width"),
+                               stop, sizing_mode="stretch_width"))
+        self.background_list.objects = rows
 
     def _main(self) -> pn.Tabs:
         v = self.views.panels
@@ -242,13 +319,36 @@ class Dashboard(pn.viewable.Viewer):
         self.buttons["stop"].disabled = not active
 
     def _on_upload(self, event: Any) -> None:
+        """Cheap checks here (size, name, XYZ count line); parsing in a worker thread and child process."""
         if not event.new:
             return
-        UPLOAD_DIR.mkdir(parents=True, exist_ok=True)
-        name = Path(self.upload.filename or "structure.pdb").name
-        path = Path(tempfile.mkdtemp(dir=UPLOAD_DIR)) / name
-        path.write_bytes(event.new)
+        filename, data = list(event.new.items())[-1]
+        data = data.encode() if isinstance(data, str) else bytes(data)
+        try:
+            name = check_upload(filename, data, self.policy.max_upload_bytes, self.policy.max_atoms)
+            path = self.uploads.store(name, data)
+        except (UploadError, OSError) as exc:
+            self._upload_said(str(exc), "danger")
+            return
+        self._upload_said(f"Checking {name}…", "info")
+        threading.Thread(target=self._check_upload, args=(path,), name="lsd-upload-check", daemon=True).start()
+
+    def _check_upload(self, path: Any) -> None:
+        try:
+            report = parse_in_subprocess(path, self.policy.max_atoms, self.policy.upload_parse_seconds)
+        except UploadError as exc:
+            self._upload_said(str(exc), "danger")
+            return
         self.controller.param.update(structure_path=str(path), system=choices.UPLOADED)
+        self._upload_said(f"Using {path.name}: {report['n_atoms']} atoms ({report['formula']}).", "success")
+
+    def _upload_said(self, text: str, kind: str) -> None:
+        self.upload_note.param.update(object=text, alert_type=kind, visible=bool(text))
+
+    def session_closed(self) -> None:
+        """The page went away: its run stops (unless kept running) and its uploads are removed."""
+        self.controller.session_closed()
+        self.uploads.remove()
 
     def _download_trajectory(self) -> io.BytesIO:
         return io.BytesIO(downloads.trajectory_bytes(self.controller.data))
@@ -261,6 +361,7 @@ class Dashboard(pn.viewable.Viewer):
 
     # -- refresh ---------------------------------------------------------------------
     def refresh(self) -> bool:
+        self._refresh_background()
         return self.views.refresh()
 
     def start_refreshing(self) -> None:
@@ -280,16 +381,45 @@ class Dashboard(pn.viewable.Viewer):
                                              main=[self.main], sidebar_width=380, header_background="#2e7d32")
 
 
-def serve_page() -> pn.template.BaseTemplate:
-    """Build one session's page: its own controller, URL settings applied, stopped when the tab closes."""
+def client_address() -> tuple[str | None, bool]:
+    """(the session's client IP, whether it came through a proxy) from the page request."""
+    context = pn.state.curdoc.session_context if pn.state.curdoc is not None else None
+    request = getattr(context, "request", None)
+    if request is None:
+        return None, False
+    headers = {str(k).lower() for k in (getattr(request, "headers", None) or {})}
+    return getattr(request, "remote_ip", None), bool(headers & {"x-forwarded-for", "forwarded", "x-real-ip"})
+
+
+def refusal_page(reason: str) -> pn.template.BaseTemplate:
+    return pn.template.BootstrapTemplate(title="LSD — not served", main=[pn.pane.Alert(reason, alert_type="danger")],
+                                         header_background="#2e7d32")
+
+
+def serve_page(policy: ServerPolicy | None = None) -> pn.template.BaseTemplate:
+    """Build one session's page: its own controller, URL settings applied, stopped when the tab closes.
+
+    ``policy``: the operator's limits (default: ``LSD_DASHBOARD_*`` variables and ``panel serve app
+    --args ...``). Sessions from clients that are not on this machine, or that come through a proxy,
+    are refused unless the policy allows remote access (docs/security.md).
+    """
     pn.extension("plotly", "tabulator", notifications=False)
-    controller = RunController()
+    try:
+        policy = policy or ServerPolicy.from_sources(argv=sys.argv[1:])
+    except ValueError as exc:
+        return refusal_page(f"The server's configuration is invalid: {exc}")
+    address, proxied = client_address()
+    if not policy.allow_remote and address is not None and (proxied or not is_loopback(address)):
+        return refusal_page("This LSD dashboard serves only this machine (127.0.0.1). Its operator can allow "
+                            "other clients with allow_remote after setting up authentication; see "
+                            "docs/security.md.")
+    controller = RunController(policy=policy)
     messages = apply_query_args(controller, pn.state.session_args or {})
     dashboard = Dashboard(controller)
     if messages:
         controller.message = "; ".join(messages)
     if pn.state.curdoc is not None and pn.state.curdoc.session_context is not None:
-        pn.state.on_session_destroyed(lambda context: controller.session_closed())
+        pn.state.on_session_destroyed(lambda context: dashboard.session_closed())
     if "autostart" in (pn.state.session_args or {}):
         pn.state.onload(controller.start)
     return dashboard.template()

@@ -18,6 +18,7 @@ from typing import Any
 from ase import Atoms
 
 from lsd_engine import LSDError, SpeculativeSampler, models
+from lsd_engine.models.options import safe_model_names
 from lsd_engine.models.registry import check_system
 from lsd_engine.runconfig import BUILTIN_SYSTEMS, build_system
 from lsd_engine.systems import system_info
@@ -42,14 +43,11 @@ _ARGUMENT_EXAMPLES = {"ase": "ase:LennardJones"}
 
 
 def model_choices() -> list[str]:
-    """Registry model names for the selectors (``uma`` needs a checkpoint: give ``uma:<path>``)."""
-    names = []
-    for spec in models.available():
-        if spec.name in _ARGUMENT_EXAMPLES:
-            names.append(_ARGUMENT_EXAMPLES[spec.name])
-        elif spec.name != "uma":
-            names.append(spec.name)
-    return names
+    """Registry model names a page offers: those with an allowlist of page-settable options
+    (``lsd_engine.models.options``); ``uma`` and ``distilled`` name files, so they are not offered."""
+    offered = set(safe_model_names())
+    names = (_ARGUMENT_EXAMPLES.get(spec.name, spec.name) for spec in models.available())
+    return [name for name in names if name in offered]
 
 
 def parse_options(text: str) -> dict[str, Any]:

@@ -16,11 +16,12 @@ readable ``error`` message, and the data so far is kept.
 from __future__ import annotations
 
 import math
+import secrets
 import threading
 import time
 import traceback
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 import param
@@ -32,7 +33,10 @@ from lsd_engine.runconfig import RunConfig, build_draft_correction, build_sample
 from lsd_engine.systems import system_info
 
 from . import choices
+from .policy import ServerPolicy
 from .rundata import RunData, draft_learning_state, speculation_text
+from .runs import RUNS, RunLimitError
+from .validation import settings_problems
 
 #: The reference run uses an independent seed, so the Ramachandran comparison is between
 #: two independent trajectories (the same seed would couple their noise).
@@ -80,10 +84,13 @@ class RunController(param.Parameterized):
     min_lookahead = param.Integer(default=1, bounds=(1, 64), doc="Smallest K with adaptive_lookahead.")
     mode = param.Selector(default="sync", objects=["sync", "async"])
     executor = param.Selector(default=choices.IN_PROCESS, objects=choices.EXECUTOR_CHOICES)
-    n_workers = param.Integer(default=2, bounds=(1, 1024), doc="Workers of a local dask cluster.")
-    scheduler_address = param.String(default="", doc="Address of a running dask scheduler.")
-    n_steps = param.Integer(default=5000, bounds=(1, None), doc="LSD trajectory steps to run.")
-    seed = param.Integer(default=0, bounds=(0, None))
+    n_workers = param.Integer(default=2, bounds=(1, 1024), doc="Workers of a local dask cluster (at most the "
+                                                               "server's max_workers).")
+    scheduler_address = param.String(default="", doc="Address of a running dask scheduler (one of the server's "
+                                                     "scheduler_addresses).")
+    n_steps = param.Integer(default=5000, bounds=(1, None), doc="LSD trajectory steps to run (at most the "
+                                                                "server's max_steps).")
+    seed = param.Integer(default=0, bounds=(0, 2**63 - 1))
     reference = param.Boolean(default=True, doc="Run plain target MD alongside (measured speedup, "
                                                 "reference Ramachandran plot).")
     reference_share = param.Number(default=0.5, bounds=(0.05, 0.95),
@@ -95,8 +102,8 @@ class RunController(param.Parameterized):
     save_stride = param.Integer(default=10, bounds=(1, None), doc="Keep every n-th frame for download.")
     keep_running = param.Boolean(default=False, doc="Keep running when the browser tab is closed; the results "
                                                      "are then written to output_dir when the run ends.")
-    output_dir = param.String(default="", doc="Server folder for the results of a run that outlives its tab "
-                                              "(default: ./lsd-dashboard-runs/<start time>).")
+    output_dir = param.String(default="", doc="Folder for the results of a run that outlives its tab (Python only; "
+                                              "default and in a served page: <output_root>/<start time>-<id>).")
 
     # -- state (set by the controller) ----------------------------------------
     status = param.Selector(default="idle", objects=["idle", "starting", "running", "paused", "stopping",
@@ -109,10 +116,8 @@ class RunController(param.Parameterized):
     steps_done = param.Integer(default=0)
     reference_steps_done = param.Integer(default=0)
 
-    #: Runs that went on after their page closed (``keep_running``), newest last.
-    background: ClassVar[list[RunController]] = []
-
-    def __init__(self, **params: Any):
+    def __init__(self, policy: ServerPolicy | None = None, **params: Any):
+        self.policy = policy or ServerPolicy()
         super().__init__(**params)
         self.data = RunData()
         self.detached = False
@@ -193,25 +198,27 @@ class RunController(param.Parameterized):
         """Explain (in ``problems`` / ``notes``) why the current choices cannot run; returns the problems."""
         problems: list[str] = []
         notes: list[str] = []
-        try:
-            atoms = self.build_atoms()
-        except Exception as exc:  # noqa: BLE001 - readers raise many types; each is explained, not fatal
-            problems.append(f"System: {exc}")
-            atoms = None
+        atoms = None
+        if self._system_offered():  # never read a file a visitor named
+            try:
+                atoms = self.build_atoms()
+            except Exception as exc:  # noqa: BLE001 - readers raise many types; each is explained, not fatal
+                problems.append(f"System: {exc}")
+        problems.extend(settings_problems(self.config(), self.policy, custom=set(self._custom),
+                                          n_atoms=None if atoms is None else len(atoms),
+                                          uploaded=bool(self.structure_path)))
+        offered = choices.model_choices()
         for role in ("draft", "target"):
             name = getattr(self, role)
+            if atoms is None or name not in offered:
+                continue  # custom objects need no check; names not offered are refused above
             try:
                 options = self._model_options(role)
-            except ValueError as exc:
-                problems.append(f"{role.capitalize()} options: {exc}")
-                continue
-            if name == choices.CUSTOM:
-                if role not in self._custom:
-                    problems.append(f"{role.capitalize()}: 'custom (Python)' needs controller.use({role}=...)")
-            elif atoms is not None:
-                problem = choices.model_problem(name, atoms, options)
-                if problem:
-                    problems.append(f"{role.capitalize()} {name}: {problem}")
+            except ValueError:
+                continue  # reported above
+            problem = choices.model_problem(name, atoms, options)
+            if problem:
+                problems.append(f"{role.capitalize()} {name}: {problem}")
         if atoms is not None and choices.CUSTOM not in (self.draft, self.target):
             identical = (self.draft, self.draft_options.strip()) == (self.target, self.target_options.strip())
             notes.extend(choices.pair_notes(self.draft, self.target, identical))
@@ -225,6 +232,14 @@ class RunController(param.Parameterized):
         problems.extend(self._speculation_problems(atoms))
         self.param.update(problems="\n".join(problems), notes="\n".join(notes))
         return problems
+
+    def _system_offered(self) -> bool:
+        """Whether ``system`` is a built-in, the session's upload or a Python object (not any other name)."""
+        if self.system == choices.UPLOADED:
+            return bool(self.structure_path)
+        if self.system == choices.CUSTOM:
+            return "atoms" in self._custom
+        return self.system in choices.SYSTEM_CHOICES
 
     # -- lifecycle ----------------------------------------------------------------
     @property
@@ -244,6 +259,11 @@ class RunController(param.Parameterized):
             self.param.update(status="error", error="Cannot start:\n" + "\n".join(problems),
                               message="Fix the choices marked below.")
             return False
+        try:
+            RUNS.admit(self, self.policy.max_active_runs)
+        except RunLimitError as exc:
+            self.param.update(status="error", error=f"Cannot start: {exc}", message="Server busy.")
+            return False
         self._stop.clear()
         self._resume.set()
         self.detached = False
@@ -253,7 +273,11 @@ class RunController(param.Parameterized):
                           message="Building the system and models…")
         self._thread = threading.Thread(target=self._work, args=(self.config(),), name="lsd-dashboard-run",
                                         daemon=True)
-        self._thread.start()
+        try:
+            self._thread.start()
+        except RuntimeError:
+            RUNS.release(self)
+            raise
         return True
 
     def pause(self) -> None:
@@ -287,15 +311,18 @@ class RunController(param.Parameterized):
         return self
 
     def session_closed(self) -> None:
-        """The browser tab went away: stop, unless the user asked to keep running; then the run goes on
-        in the background and writes its results to ``output_dir`` when it ends."""
-        if not self.keep_running:
+        """The browser tab went away: stop, unless the user asked to keep running and the server's
+        ``max_background_runs`` allows one more; then the run goes on in the background and writes its
+        results to ``output_dir`` (default: a new folder under the server's ``output_root``) when it ends."""
+        if not self.running or self.detached:
+            return
+        if not self.keep_running or not RUNS.detach(self, self.policy.max_background_runs):
             self.stop()
-        elif self.running and not self.detached:
-            self.detached = True
-            if not self.output_dir:
-                self.output_dir = str(Path.cwd() / "lsd-dashboard-runs" / self.started_at)
-            RunController.background.append(self)
+            return
+        self.detached = True
+        if not self.output_dir:
+            folder = self.policy.output_root / f"{self.started_at}-{secrets.token_hex(3)}"
+            self.output_dir = str(folder.resolve())
 
     def save(self, folder: str | Path) -> Path:
         """Write the trajectory (extended XYZ), statistics (JSON) and plots (PNG) of the run to ``folder``."""
@@ -362,6 +389,7 @@ class RunController(param.Parameterized):
                     pass
             if self.detached:
                 self._save_detached()
+            RUNS.release(self)
 
     def _save_detached(self) -> None:
         try:

@@ -19,6 +19,7 @@ pytest.importorskip("holoviews")
 
 from lsd_dashboard import choices
 from lsd_dashboard.controller import REFERENCE_SEED_OFFSET, RunController
+from lsd_dashboard.runs import RUNS
 from lsd_engine import FunctionModel, LangevinMD, LangevinParams, SpeculativeSampler, StepKind
 from lsd_engine.toys import harmonic_bonds, morse_cluster
 
@@ -120,12 +121,12 @@ def test_closing_the_tab_stops_unless_asked_to_keep_running(tmp_path):
     assert _wait_for(lambda: c.steps_done > 0)
     c.session_closed()
     time.sleep(0.2)
-    assert c.running and c in RunController.background
+    assert c.running and any(run is c for run in RUNS.background())
     assert c.wait(60) and c.status == "finished"
     assert {p.name for p in (tmp_path / "run").iterdir()} == {"lsd-stats.json", "lsd-plots.png",
                                                               "lsd-trajectory.extxyz"}
     assert "Results written to" in c.message
-    RunController.background.remove(c)
+    RUNS.forget(c)
 
 
 def test_model_error_is_a_readable_message_and_the_data_so_far_is_kept():
@@ -154,9 +155,10 @@ def test_incompatible_choices_are_explained_not_crashing():
     c.param.update(draft="emt", target="emt")
     assert c.problems == "" and "draft = target" in c.notes
     c.target = "no-such-model"
-    assert "unknown model" in c.problems
+    assert "not one of the offered models" in c.problems
+    assert choices.parse_options("solvent=") == {"solvent": ""}  # an empty value is the empty string
     c.param.update(target="emt", target_options="solvent=")
-    assert c.problems == ""  # an empty value is the empty string
+    assert "option 'solvent' cannot be set here" in c.problems
     c.target_options = "not an option"
     assert "key=value" in c.problems
 
@@ -370,12 +372,17 @@ def test_uploading_a_structure_selects_it(tmp_path):
     pdb = (Path(choices.__file__).resolve().parents[1] / "lsd_engine" / "data" / "alanine_dipeptide.pdb")
     dashboard = Dashboard(RunController())
     pn.panel(dashboard).get_root()
-    dashboard.upload.filename = "my peptide.pdb"
-    dashboard.upload.value = pdb.read_bytes()
+    dashboard.upload.value = {"my peptide.pdb": pdb.read_bytes()}
     c = dashboard.controller
-    assert c.system == choices.UPLOADED and Path(c.structure_path).name == "my peptide.pdb"
+    assert _wait_for(lambda: c.system == choices.UPLOADED, timeout=60), dashboard.upload_note.object
+    assert Path(c.structure_path).name == "my peptide.pdb"
     assert Path(c.structure_path).read_bytes() == pdb.read_bytes()
     assert len(c.build_atoms()) == 22 and c.problems == ""
+    assert "22 atoms" in dashboard.upload_note.object
+    folder = Path(c.structure_path).parent
+    assert folder.stat().st_mode & 0o077 == 0  # private to the server's user
+    dashboard.session_closed()
+    assert not folder.exists()
 
 
 def test_query_arguments_set_the_run():

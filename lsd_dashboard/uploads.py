@@ -1,0 +1,130 @@
+"""Structure uploads: checked as data, parsed in a separate process with time and memory limits.
+
+An upload is untrusted: its size is checked before anything reads it, an XYZ count
+line is checked against the file size before any array is allocated, and the file
+is then parsed by ``python -m lsd_dashboard.uploads`` (a child process with an
+address-space limit that is killed at the time limit), so a hostile file can neither
+freeze the server's event loop nor exhaust its memory. Each session keeps its
+uploads in one private temporary folder (mode 0700), removed when the session ends.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+#: Upload formats the page accepts (ASE readers that parse text and never unpickle).
+UPLOAD_SUFFIXES = (".pdb", ".xyz", ".extxyz", ".cif", ".vasp", ".gro", ".mol")
+#: Fewest bytes an XYZ atom line can take ("H 0 0 0\n").
+_MIN_XYZ_LINE_BYTES = 8
+#: Address-space limit of the parsing process (bytes).
+PARSER_MEMORY_BYTES = 3 * 1024**3
+
+
+class UploadError(ValueError):
+    """An upload that is refused; the message says why."""
+
+
+def safe_filename(filename: str) -> str:
+    """The upload's base name, reduced to letters, digits, ``._-`` and spaces, with an allowed suffix."""
+    name = Path(str(filename or "")).name
+    name = re.sub(r"[^A-Za-z0-9._ -]", "_", name).strip(" .") or "structure"
+    suffix = Path(name).suffix.lower()
+    if suffix not in UPLOAD_SUFFIXES:
+        raise UploadError(f"upload {name!r}: only {', '.join(UPLOAD_SUFFIXES)} structure files are accepted")
+    return name[:100]
+
+
+def check_xyz_count(data: bytes, max_atoms: int, label: str) -> None:
+    """Refuse an XYZ whose count line is not a number, above ``max_atoms`` or larger than the file can hold."""
+    first = data.split(b"\n", 1)[0].strip()
+    try:
+        count = int(first)
+    except ValueError:
+        raise UploadError(f"upload {label}: the first line of an XYZ file must be the atom count, "
+                          f"got {first[:40]!r}") from None
+    if count < 1:
+        raise UploadError(f"upload {label}: the XYZ atom count must be positive, got {count}")
+    if count > max_atoms:
+        raise UploadError(f"upload {label}: {count} atoms; this server allows at most {max_atoms}")
+    if count * _MIN_XYZ_LINE_BYTES > len(data):
+        raise UploadError(f"upload {label}: the header says {count} atoms but the file has only "
+                          f"{len(data)} bytes")
+
+
+def check_upload(filename: str, data: bytes, max_bytes: int, max_atoms: int) -> str:
+    """Cheap checks before anything parses the upload; returns the safe file name."""
+    name = safe_filename(filename)
+    if len(data) > max_bytes:
+        raise UploadError(f"upload {name}: {len(data) / 1e6:.1f} MB is larger than this server's limit of "
+                          f"{max_bytes / 1e6:.1f} MB")
+    if not data.strip():
+        raise UploadError(f"upload {name}: the file is empty")
+    if Path(name).suffix.lower() in (".xyz", ".extxyz"):
+        check_xyz_count(data, max_atoms, name)
+    return name
+
+
+class UploadFolder:
+    """One session's private folder for uploads, removed by :meth:`remove` (at session end)."""
+
+    def __init__(self) -> None:
+        self.path: Path | None = None
+
+    def store(self, name: str, data: bytes) -> Path:
+        if self.path is None:
+            self.path = Path(tempfile.mkdtemp(prefix="lsd-upload-"))
+        for old in self.path.iterdir():  # one structure per session: the newest upload
+            old.unlink()
+        path = self.path / name
+        path.write_bytes(data)
+        return path
+
+    def remove(self) -> None:
+        if self.path is not None:
+            shutil.rmtree(self.path, ignore_errors=True)
+            self.path = None
+
+
+def parse_in_subprocess(path: Path, max_atoms: int, timeout_s: float) -> dict:
+    """Parse ``path`` in a child process; returns ``{"n_atoms", "formula"}`` or raises :class:`UploadError`."""
+    command = [sys.executable, "-m", "lsd_dashboard.uploads", str(path), str(max_atoms)]
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout_s, check=False)
+    except subprocess.TimeoutExpired:
+        raise UploadError(f"upload {path.name}: reading it took longer than {timeout_s:g} s; refused") from None
+    try:
+        report = json.loads(done.stdout.strip().splitlines()[-1])
+    except (IndexError, ValueError):
+        reason = "it ran out of memory" if "MemoryError" in done.stderr else f"exit status {done.returncode}"
+        raise UploadError(f"upload {path.name}: could not be read ({reason})") from None
+    if "error" in report:
+        raise UploadError(f"upload {path.name}: {report['error']}")
+    return report
+
+
+def _child(path: str, max_atoms: int) -> dict:
+    """Runs in the child: read the structure with the engine's reader and report its size."""
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_AS, (PARSER_MEMORY_BYTES, PARSER_MEMORY_BYTES))
+    from lsd_engine.systems import load_structure
+
+    try:
+        atoms = load_structure(path)
+    except MemoryError:
+        return {"error": "reading it needs more memory than this server allows"}
+    except Exception as exc:  # noqa: BLE001 - any reader failure is the file's problem, reported in one line
+        return {"error": str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}
+    if len(atoms) > max_atoms:
+        return {"error": f"{len(atoms)} atoms; this server allows at most {max_atoms}"}
+    return {"n_atoms": len(atoms), "formula": atoms.get_chemical_formula()}
+
+
+if __name__ == "__main__":
+    print(json.dumps(_child(sys.argv[1], int(sys.argv[2]))))
