@@ -10,7 +10,7 @@ the target and raw draft forces there. The last label is where the next round
 starts from, so constant EC references it.
 
 ``ConstantCorrection`` is the speculative error correction of the seed paper
-(DESIGN §2.3): the residual F_t - F_d at the most recent label.
+(docs/theory.md §5): the residual F_t - F_d at the most recent label.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Reflection maximal coupling of two Gaussians with equal covariance (DESIGN §2.2).
+"""Reflection maximal coupling of two Gaussians with equal covariance (docs/theory.md §3).
 
 Whitened coordinates: the draft proposal is mu_d + s z with z ~ N(0, I); the
 target is N(mu_t, s^2).  With delta = (mu_t - mu_d)/s, accept with probability

@@ -1,4 +1,4 @@
-"""The ABOBA Langevin kernel (DESIGN §2.1), split at the model call.
+"""The ABOBA Langevin kernel (docs/theory.md §2), split at the model call.
 
 Given (x_n, p_n):  x' = x_n + dt/2 p_n/m;  p_{n+1} = c p_n + (1+c) dt/2 F(x') + s xi_n;
 x_{n+1} = x' + dt/2 p_{n+1}/m.  Plain MD and the speculative sampler both call

@@ -15,7 +15,7 @@ from .simulation import Simulation, _check_model
 
 
 class LangevinMD(Simulation):
-    """ABOBA Langevin dynamics driven by ``model`` (DESIGN §2.1).
+    """ABOBA Langevin dynamics driven by ``model`` (docs/theory.md §2).
 
     Randomness comes from the counter-based generator keyed by (seed, step), so
     a SpeculativeSampler whose draft equals ``model`` reproduces this trajectory.

@@ -1,4 +1,4 @@
-"""Counter-based random numbers keyed by (seed, step, purpose) (DESIGN §2.6).
+"""Counter-based random numbers keyed by (seed, step, purpose) (docs/theory.md §9).
 
 Every random number of a trajectory is a pure function of the seed, the step
 index and what it is for, so the trajectory does not depend on the lookahead

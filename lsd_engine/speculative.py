@@ -1,4 +1,4 @@
-"""The speculative Langevin sampler (DESIGN §2.2-2.4), synchronous or streaming.
+"""The speculative Langevin sampler (docs/theory.md §3-4), synchronous or streaming.
 
 Synchronous mode, each round: draft K ABOBA steps with the cheap model (plus EC
 residual), evaluate the target at the K (+1 bonus) half-step positions in one
@@ -35,7 +35,7 @@ class SpeculativeSampler(Simulation):
 
     lookahead: K drafted steps per round. error_correction: draft with
     F_draft(x) + [F_target - F_draft](x_ref), x_ref the last target-verified
-    position (DESIGN §2.3). draft_correction: any other DraftCorrection (e.g. a
+    position (docs/theory.md §5). draft_correction: any other DraftCorrection (e.g. a
     learned residual model, lsd_engine.learning) in place of that constant one;
     it is frozen during a round and learns from the round's target labels after
     it. The output trajectory is distributed exactly as

@@ -1,4 +1,4 @@
-"""Asynchronous streaming verification: the seed paper's scheme (DESIGN §2.4).
+"""Asynchronous streaming verification: the seed paper's scheme (docs/theory.md §4).
 
 The draft produces steps continuously; each drafted half-step position goes to
 the next free target worker (``executor.submit``); results are verified strictly

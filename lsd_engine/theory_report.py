@@ -1,4 +1,4 @@
-"""`lsd theory`: acceptance and speedup predicted from physical parameters (DESIGN §2.5)."""
+"""`lsd theory`: acceptance and speedup predicted from physical parameters (docs/theory.md §10)."""
 
 from __future__ import annotations
 

@@ -8,7 +8,7 @@ import pytest
 from lsd_engine import theory
 from lsd_engine.adaptive import AdaptiveLookahead, monotone_profile
 
-# DESIGN §6 costs, one thread: ANI-1x ensemble 11.7 ms single, 35.9 ms for 16 states; amber 0.023 ms
+# docs/theory.md §11 costs, one thread: ANI-1x ensemble 11.7 ms single, 35.9 ms for 16 states; amber 0.023 ms
 COSTS = {"draft_step_s": 2.3e-5, "target_batch_s": {1: 0.0117, 16: 0.0359}}
 PROFILES = {
     "declining": np.array([.92, .9, .88, .87, .85, .84, .83, .82, .81, .8, .8, .8, .8, .8, .8, .8]),

@@ -1,5 +1,5 @@
 """uma: fairchem's real loader, predict unit and AtomicData batching, on a random-weight
-UMA-like checkpoint built offline here (DESIGN §4). Compared with FAIRChemCalculator."""
+UMA-like checkpoint built offline here (docs/models.md, UMA). Compared with FAIRChemCalculator."""
 
 import warnings
 

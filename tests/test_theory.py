@@ -72,7 +72,7 @@ def test_delta_norm_matches_the_coupling_and_the_closed_form():
     delta = (momentum_mean(momenta, force_draft + force_difference, k) - momentum_mean(momenta, force_draft, k)) \
         / k.noise_scale
     assert float(delta_norm(force_difference, masses, PARAMS)) == pytest.approx(np.linalg.norm(delta), rel=1e-12)
-    # Closed form of DESIGN §2.5, from the physical parameters in ASE units.
+    # Closed form of docs/theory.md §10.4, from the physical parameters in ASE units.
     dt = PARAMS.timestep_fs * units.fs
     c = math.exp(-PARAMS.friction_per_ps / (1000 * units.fs) * dt)
     closed = (1 + c) / (1 - c) * dt ** 2 / 4 / (units.kB * PARAMS.temperature_K) \

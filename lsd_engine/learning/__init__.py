@@ -3,7 +3,7 @@
 Every verification round hands the sampler target force labels on the trajectory; a
 correction object (the ``lsd_engine.corrections.DraftCorrection`` protocol) turns them
 into a better draft, F_draft(x) + g(x), refitted between rounds only, so each round
-drafts and verifies with one fixed draft (exactness rule of DESIGN §2.3).
+drafts and verifies with one fixed draft (exactness rule of docs/theory.md §6).
 
 Corrections (``make_correction(name, atoms)``), with E16 (expected steps per round at
 K = 16) measured by ``benchmarks/bench_learning.py`` (alanine dipeptide amber14 -> ANI-1x,

@@ -5,7 +5,7 @@ half-step positions x'_t with target and draft forces) stands in for an LSD run.
 replay walks it in rounds: a round starting after label t drafts steps t+1..t+K with
 the correction fitted on labels 0..t only; depth k is accepted with probability
     a_k(t) = erfc(|δ_k| / √8),   δ_k = whitened(r(x'_{t+k}) - g_t(x'_{t+k}))
-(DESIGN §2.2; r = F_target - F_draft, g_t the frozen correction). The round ends at the
+(docs/theory.md §3; r = F_target - F_draft, g_t the frozen correction). The round ends at the
 first rejection (drawn from a seeded generator) or after K steps plus the bonus step,
 and ``observe`` then gets exactly the labels an LSD round would pass on: steps t+1 up
 to the one that ended the round. For ``ConstantCorrection`` at every start t this is
@@ -36,7 +36,7 @@ class ReplayResult:
     lookahead: int
     acceptance_by_depth: np.ndarray  # mean a_k over evaluated round starts (k = 1..K)
     acceptance_by_depth_stderr: np.ndarray
-    expected_steps_per_round: float  # E_K from the mean profile (DESIGN §6 convention)
+    expected_steps_per_round: float  # E_K from the mean profile (docs/theory.md §11 convention)
     expected_steps_per_round_by_round: float  # mean over rounds of E_K(a(t)) (no Jensen gap)
     simulated_steps_per_round: float  # steps per round of the replayed (simulated) rounds
     rounds: int
