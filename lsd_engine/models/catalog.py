@@ -66,6 +66,15 @@ register(ModelSpec(
     factory=_lazy("ase_models", "make_emt")))
 
 register(ModelSpec(
+    name="gfn-ff", role="draft", cost="cheap", elements=tuple(chemical_symbols[1:104]), periodic=True,
+    nonperiodic=True, batched=False, package="gfnff", install="gfnff",
+    description="GFN-FF (Spicher & Grimme) through the gfnff package (LGPL): a general force field for H-Lr, "
+                "molecules and 3-D periodic cells, topology from the starting geometry; ALPB implicit solvent "
+                "(solvent='water', ...; water when the system is tagged implicit).",
+    cost_note="alanine dipeptide, 1 thread: 0.1-0.16 ms per configuration",
+    factory=_lazy("gfnff", "make_gfnff")))
+
+register(ModelSpec(
     name="ase", role="draft or target", cost="depends", elements=None, periodic=True, nonperiodic=True,
     batched=False, package="ase", install="ase",
     description="Any ASE calculator: 'ase:<Name>' (ASE's registered names, or a dotted path "
