@@ -6,11 +6,11 @@ with ``lsd_engine.learning.replay_rounds``: a round starting after label t draft
 the correction fitted on labels <= t only, depth k is accepted with probability
 erfc(|δ_k|/√8), the round ends at the first (sampled) rejection or after K = 16 steps
 plus the bonus step, and ``observe`` gets that round's labels. Reported per variant:
-acceptance by depth 1..16, E16 (DESIGN §6 convention: E_K of the mean profile), µs per
+acceptance by depth 1..16, E16 (docs/theory.md §11 convention: E_K of the mean profile), µs per
 correction(x) call and per observe() call, and the predicted synchronous speedup at the
 best K (``theory.optimal_lookahead``) with the correction's costs included (per-call cost
 added to the draft step, observe cost as per-round overhead), for the costs measured here
-(medians), for alanine dipeptide also the 1-thread reference costs of DESIGN §6, and for a
+(medians), for alanine dipeptide also the 1-thread reference costs of docs/theory.md §11, and for a
 hypothetical target whose batch costs one call (GPU-like; SevenNet on this CPU batches
 worse than sequential calls, so synchronous LSD cannot gain there). Distilled drafts are trained on an independent target run (another seed)
 and replayed with constant EC and with online learning on top.
@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from lsd_engine import LangevinParams, models, theory
+from lsd_engine import LangevinParams, models, theory, timing
 from lsd_engine.corrections import ConstantCorrection
 from lsd_engine.distill import DistilledModel, distill
 from lsd_engine.learning import make_correction
@@ -44,9 +44,9 @@ from lsd_engine.runconfig import build_system
 RESULTS = Path(__file__).resolve().parent / "results"
 LOOKAHEAD = 16
 
-#: DESIGN §6, one thread: OpenMM ff14SB Reference 0.023 ms, ANI-1x ens8 fp32 11.7 ms single / 35.9 ms for 16
+#: docs/theory.md §11, one thread: OpenMM ff14SB Reference 0.023 ms, ANI-1x ens8 fp32 11.7 ms single / 35.9 ms for 16
 REFERENCE_COSTS = {"alanine": {"draft_step_s": 2.3e-5, "target_batch_s": {1: 11.7e-3, 16: 35.9e-3},
-                               "source": "DESIGN §6 (1 thread)"}}
+                               "source": "docs/theory.md §11 (1 thread)"}}
 
 SYSTEMS: dict[str, dict[str, Any]] = {
     "alanine": dict(system="alanine-dipeptide-vacuum", draft="amber14", target="ani-1x",
@@ -84,25 +84,6 @@ def labels_for(name: str, seed: int, steps: int, atoms, draft, target, params) -
     if labels.draft_forces is None:
         labels = labels.with_draft(draft)
     return labels
-
-
-def median_seconds(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return float(np.median(times))
-
-
-def measure_costs(draft, target, x: np.ndarray, batches, repeats: int) -> dict[str, Any]:
-    draft_s = median_seconds(lambda: draft.evaluate(x[:1]), 31)
-    table = {}
-    for b in batches:
-        batch = x[np.arange(b) % len(x)]
-        target.evaluate(batch)  # warm-up for this batch size
-        table[int(b)] = median_seconds(lambda: target.evaluate(batch), repeats if b > 1 else 2 * repeats)
-    return {"draft_step_s": draft_s, "target_batch_s": table, "source": "measured here (medians)"}
 
 
 def speedup(result, costs: dict[str, Any], extra_draft_s: float = 0.0) -> dict[str, Any]:
@@ -153,8 +134,8 @@ def run_system(name: str, spec: dict[str, Any], neural: bool, timing_repeats: in
     stop = len(labels)
     burn_in = spec["burn_in"]
     print(f"  {len(labels)} labels, rounds start after label {burn_in}; measuring costs ...", flush=True)
-    costs = {"measured": measure_costs(draft, target, labels.positions[burn_in:burn_in + 17],
-                                       spec["cost_batches"], timing_repeats)}
+    costs = {"measured": timing.measure_costs(draft, target, labels.positions[burn_in:burn_in + 17],
+                                              spec["cost_batches"], timing_repeats, draft_repeats=31)}
     if name in REFERENCE_COSTS:
         costs["reference"] = REFERENCE_COSTS[name]
     one = costs["measured"]["target_batch_s"][1]
@@ -203,7 +184,7 @@ def run_system(name: str, spec: dict[str, Any], neural: bool, timing_repeats: in
         model = DistilledModel(atoms, path)
         learned = model.correction_energy_forces(labels.positions)[1]
         distilled_labels = with_draft_forces(labels, labels.draft_forces + learned)
-        extra = median_seconds(lambda: model.correction_energy_forces(labels.positions[:1]), 31)
+        extra = timing.seconds_per_call(model.correction_energy_forces, labels.positions[:1], 31)
         note = (f"distilled '{kind}' on {report_dict.get('n_train', '?')} labels of {train_source} (seed 1, "
                 f"{report_dict.get('n_validation', '?')} held out) in {report_dict.get('training_time_s', float('nan')):.1f} s")
         rows.append(row(f"distilled {kind} + constant EC", replay_rounds(distilled_labels, ConstantCorrection(),

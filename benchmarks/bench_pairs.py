@@ -4,7 +4,7 @@ For each pairing: the measured cost of one draft call, one target call and one
 batched target call of K+1 configurations (median of repeats), then an LSD run
 with EC reporting acceptance by depth, steps per round, the run's own draft /
 target time per call, and the predicted speedup over plain target MD
-(DESIGN §2.4: S = E_K · T_t(1) / (K · T_d + T_t(K+1)), with the measured E_K).
+(docs/theory.md §10.2: S = E_K · T_t(1) / (K · T_d + T_t(K+1)), with the measured E_K).
 
     python benchmarks/bench_pairs.py                      # all four, default lengths
     python benchmarks/bench_pairs.py --pairs cu32-emt-sevennet0 --steps 100
@@ -28,8 +28,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from lsd_engine.models.checks import perturbed_positions, time_per_call  # noqa: E402
+from lsd_engine.models.checks import perturbed_positions  # noqa: E402
 from lsd_engine.models.pairings import PAIRINGS, build  # noqa: E402
+from lsd_engine.timing import model_seconds_per_call  # noqa: E402
 from lsd_engine.speculative import SpeculativeSampler  # noqa: E402
 
 DEFAULTS = {  # pairing: (steps, lookahead)
@@ -44,9 +45,9 @@ def measure_costs(atoms, draft, target, lookahead: int, repeats: int) -> dict[st
     single = perturbed_positions(atoms, 1, 0.02, seed=1)
     batch = perturbed_positions(atoms, lookahead + 1, 0.02, seed=2)
     return {
-        "draft_ms": 1e3 * time_per_call(draft, single, repeats=max(repeats * 20, 50)),
-        "target_ms": 1e3 * time_per_call(target, single, repeats=repeats),
-        "target_batch_ms": 1e3 * time_per_call(target, batch, repeats=max(repeats // 2, 1)),
+        "draft_ms": 1e3 * model_seconds_per_call(draft, single, repeats=max(repeats * 20, 50)),
+        "target_ms": 1e3 * model_seconds_per_call(target, single, repeats=repeats),
+        "target_batch_ms": 1e3 * model_seconds_per_call(target, batch, repeats=max(repeats // 2, 1)),
     }
 
 
@@ -106,9 +107,10 @@ def model_costs(threads: int | None, batch: int, repeats: int) -> list[dict]:
             opts["threads"] = threads
         model = models.create(name, atoms, **opts)
         cheap = name in ("amber14", "emt")
-        one = time_per_call(model, perturbed_positions(atoms, 1, 0.02, seed=1), repeats=repeats * (50 if cheap else 1))
-        many = time_per_call(model, perturbed_positions(atoms, batch, 0.02, seed=2),
-                             repeats=max(repeats // 2, 1) * (10 if cheap else 1))
+        one = model_seconds_per_call(model, perturbed_positions(atoms, 1, 0.02, seed=1),
+                                     repeats=repeats * (50 if cheap else 1))
+        many = model_seconds_per_call(model, perturbed_positions(atoms, batch, 0.02, seed=2),
+                                      repeats=max(repeats // 2, 1) * (10 if cheap else 1))
         row = {"model": name, "system": system, "options": options, "n_atoms": len(atoms),
                "single_ms": 1e3 * one, f"batch{batch}_ms": 1e3 * many, "batch_over_single": many / one}
         rows.append(row)

@@ -17,7 +17,7 @@ so a good draft is tried at larger K (exploration) instead of being held back by
 
 Determinism: in ``cost_mode="fixed"`` (the default) the costs are numbers fixed at
 construction (given by the user or measured once before the run, e.g. with
-``theory.measure_costs``), so K depends only on the accept/reject history and the
+``timing.measure_costs``), so K depends only on the accept/reject history and the
 trajectory is a function of the seed and inputs, as the rest of LSD. In
 ``cost_mode="measured"`` the policy also learns the costs from the rounds' wall times:
 better when costs drift (a shared machine, GPU clocks), but then K, and so the
@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from . import theory
+from . import theory, timing
 
 __all__ = ["AdaptiveLookahead", "monotone_profile"]
 
@@ -78,7 +78,7 @@ class AdaptiveLookahead:
             raise ValueError(f"forgetting must lie in (0, 1], got {forgetting}")
         if costs is None:
             raise ValueError("AdaptiveLookahead needs costs: {'draft_step_s': s, 'target_batch_s': {B: s} or "
-                             "callable} (measure them once with theory.measure_costs)")
+                             "callable} (measure them once with timing.measure_costs)")
         self.k_min, self.k_max = int(k_min), int(k_max)
         self.cost_mode = cost_mode
         self.cost_smoothing = float(cost_smoothing)
@@ -103,9 +103,10 @@ class AdaptiveLookahead:
     @classmethod
     def from_models(cls, draft, target, positions: np.ndarray, k_min: int = 1, k_max: int = 16,
                     extra_draft_s: float = 0.0, overhead_s: float = 0.0, repeats: int = 3,
-                    **options: Any) -> "AdaptiveLookahead":
-        """A policy whose fixed costs are measured once now (``theory.measure_costs``: median of
-        ``repeats`` calls; target batches 1, 2, k_max+1 at ``positions`` (N, 3) or (B, N, 3)).
+                    warm_up_calls: int = timing.DEFAULT_WARM_UP_CALLS, **options: Any) -> "AdaptiveLookahead":
+        """A policy whose fixed costs are measured once now (``timing.measure_costs``: cache-safe median
+        of ``repeats`` calls after ``warm_up_calls``; target batches 1, 2, k_max+1 at ``positions``
+        (N, 3) or (B, N, 3); the draft with 5x the repeats, it is cheap).
 
         extra_draft_s: added per draft step (e.g. a learned correction's cost per call);
         overhead_s: per round (e.g. the correction's observe). The trajectory stays reproducible
@@ -114,7 +115,7 @@ class AdaptiveLookahead:
         x = np.asarray(positions, dtype=float)
         x = x[None] if x.ndim == 2 else x
         sizes = sorted({1, 2, int(k_max) + 1})
-        measured = theory.measure_costs(draft, target, x, sizes, repeats)
+        measured = timing.measure_costs(draft, target, x, sizes, repeats, warm_up_calls, draft_repeats=5 * repeats)
         costs = {"draft_step_s": measured["draft_step_s"] + float(extra_draft_s),
                  "target_batch_s": measured["target_batch_s"], "overhead_s": float(overhead_s)}
         return cls(k_min, k_max, costs, **options)

@@ -17,12 +17,11 @@ import numpy as np
 from ase import Atoms, units
 from ase.calculators.calculator import Calculator, all_changes
 
-from . import theory
+from . import theory, timing
 from .kernel import half_step_position
 from .langevin_md import LangevinMD
 from .models.base import ForceModel
-from .runconfig import (RunConfig, build_executor, build_models, build_sampler, build_system,
-                        correction_seconds_per_call)
+from .runconfig import RunConfig, build_executor, build_models, build_sampler, build_system
 
 
 class ForceModelCalculator(Calculator):
@@ -154,8 +153,9 @@ def _summarise(config: RunConfig, sampler, stats_list, md_stats, draft, target, 
     states = half_step_position(sampler.positions, sampler.momenta, sampler.constants)[None]
     in_run = _in_run_target_costs(md_stats, stats_list, config.lookahead)
     repeats = 7 if in_run[1] < 0.1 else 3  # a slow target (e.g. SevenNet on a CPU, ~1 s a call): fewer repeats
-    isolated = theory.measure_costs(draft, target, states, [1] + [k + 1 for k in used_k], repeats=repeats)
-    correction_s = correction_seconds_per_call(sampler.draft_correction, states[0], repeats=7)
+    isolated = timing.measure_costs(draft, target, states, [1] + [k + 1 for k in used_k], repeats=repeats,
+                                    draft_repeats=31)
+    correction_s = timing.correction_seconds_per_call(sampler.draft_correction, states[0], repeats=7)
     rounds = sum(s.rounds for s in stats_list)
     learning_s = sum(s.time_learning_s for s in stats_list)
     if len(used_k) == 1:

@@ -197,15 +197,6 @@ def build_draft_correction(config: RunConfig, atoms: Atoms):
         raise ConfigError(str(exc)) from None
 
 
-def correction_seconds_per_call(correction, positions, repeats: int = 5) -> float:
-    """Median seconds of one ``correction.correction(x)`` call at ``positions`` (N, 3); 0 for none / constant EC."""
-    from .theory import median_call_time
-
-    if correction is None or getattr(correction, "name", "constant") == "constant":
-        return 0.0
-    return median_call_time(lambda x: correction.correction(x[0]), positions[None], repeats)
-
-
 def build_lookahead_policy(config: RunConfig, atoms: Atoms, draft, target, correction=None):
     """An ``AdaptiveLookahead`` for K in [min_lookahead, lookahead] with costs measured once now
     (draft call + the correction's call per drafted step, target batches 1, 2, K_max+1), or None
@@ -235,3 +226,4 @@ def build_sampler(config: RunConfig, atoms: Atoms, draft, target, executor=None)
     return SpeculativeSampler(atoms, draft, target, config.params(), lookahead=config.lookahead,
                               error_correction=config.error_correction, seed=config.seed, executor=executor,
                               mode=config.mode, draft_correction=correction, lookahead_policy=policy)
+    from .timing import correction_seconds_per_call

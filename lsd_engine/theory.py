@@ -17,7 +17,6 @@ The pieces, from the bottom up:
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any, NamedTuple
@@ -33,6 +32,7 @@ from .langevin_md import LangevinMD
 from .models.base import ForceModel, evaluate_checked
 from .params import IntegratorConstants, LangevinParams
 from .results import _jsonable as _jsonable_leaf
+from .timing import measure_costs
 
 TargetCost = Callable[[int], float] | Mapping[int, float]
 """Target wall time per call as a function of batch size: a callable B -> s, or a table {B: s}."""
@@ -448,25 +448,6 @@ def _block_starts(n_half_steps: int, first: int, block_length: int, n_blocks_wan
     return np.linspace(first, n_half_steps - block_length, n_blocks).round().astype(int)
 
 
-def median_call_time(evaluate: Callable[[np.ndarray], Any], positions: np.ndarray, repeats: int) -> float:
-    """Median wall time in seconds of ``evaluate(positions)``."""
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        evaluate(positions)
-        times.append(time.perf_counter() - t0)
-    return float(np.median(times))
-
-
-def measure_costs(draft: ForceModel, target: ForceModel, states: np.ndarray, batch_sizes: list[int],
-                   repeats: int) -> dict[str, Any]:
-    """Median wall time of one draft call and of target calls on batches of each size."""
-    draft_s = median_call_time(draft.evaluate, states[:1], repeats)
-    table = {b: median_call_time(target.evaluate, states[np.arange(b) % len(states)], repeats)
-             for b in sorted(set(batch_sizes))}
-    return {"draft_step_s": draft_s, "target_batch_s": table, "overhead_s": 0.0, "source": "measured"}
-
-
 def _given_costs(costs: Mapping[str, Any], batch_sizes: list[int]) -> dict[str, Any]:
     missing = {"draft_step_s", "target_batch_s"} - set(costs)
     if missing:
@@ -498,8 +479,9 @@ def predict(atoms: Atoms, draft: ForceModel, target: ForceModel, params: Langevi
     and estimates a0 (no EC) and a_k with an EC reference k steps old: in the sampler the
     reference is the last target-verified half-step, so draft depth k has reference age k.
     S(K) and the best K are searched over 1..max_lookahead (default: lookahead).
-    costs: None to time the models here (median of ``timing_repeats`` calls: T_d for one
-    state, T_t for batches 1, K+1 and max_lookahead+1; no per-round overhead), or
+    costs: None to time the models here (``timing.measure_costs``: cache-safe medians of
+    ``timing_repeats`` calls after a warm-up call, T_d for one state, T_t for batches 1, K+1 and
+    max_lookahead+1; no per-round overhead), or
     {"draft_step_s": s, "target_batch_s": callable or {B: s}, "overhead_s": s}.
     Caveats: states come from draft dynamics, not target dynamics (a draft with a
     different equilibrium biases a0); a start far from equilibrium (a minimised
