@@ -14,7 +14,7 @@ from typing import Any, Sequence
 
 from .errors import LSDError
 from .learning import CORRECTIONS
-from .runconfig import BUILTIN_SYSTEMS, ConfigError, RunConfig, read_config_file
+from .runconfig import BUILTIN_SYSTEMS, ConfigError, RunConfig, checked_mapping, read_config_file
 
 
 def _add_run_options(parser: argparse.ArgumentParser) -> None:
@@ -60,7 +60,14 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--output", help="output folder (default lsd-run)")
     run.add_argument("--stride", type=int, help="keep every n-th step in the trajectory")
     run.add_argument("--checkpoint-every", type=int, default=1000, help="steps between checkpoints")
-    run.add_argument("--resume", action="store_true", help="continue from OUTPUT/checkpoint.npz")
+    again = run.add_mutually_exclusive_group()
+    again.add_argument("--resume", action="store_true",
+                       help="continue the run in OUTPUT from its checkpoint.npz with the settings saved there "
+                            "(other flags may be left out; --steps may extend the run; a setting that differs "
+                            "from the checkpoint's is refused)")
+    again.add_argument("--overwrite", action="store_true",
+                       help="replace the run files (trajectory, checkpoint, summary, config, labels) in a "
+                            "non-empty OUTPUT; without --resume or --overwrite a non-empty OUTPUT is refused")
     run.add_argument("--save-labels", action="store_true",
                      help="also write OUTPUT/labels.npz: every target force label of the run's rounds, "
                           "for `lsd distill --labels`")
@@ -100,15 +107,29 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _config_from(args: argparse.Namespace) -> RunConfig:
+#: Settings a flag (or config file) may set: RunConfig fields, in the order `lsd run --help` shows them.
+_SETTING_KEYS = ("system", "draft", "target", "timestep_fs", "temperature_K", "friction_per_ps", "lookahead",
+                 "error_correction", "draft_learning", "adaptive_lookahead", "min_lookahead", "hydrogen_mass_amu",
+                 "executor", "workers", "scheduler_address", "mode", "steps", "seed", "output", "stride")
+#: Files `lsd run` writes into its output folder (what --overwrite replaces).
+RUN_FILES = ("trajectory.traj", "checkpoint.npz", "checkpoint.npz.tmp.npz", "summary.json", "config.json",
+             "labels.npz")
+#: Settings a --resume may change: how the rest of the run is computed or how long it is, not what it computes.
+RESUMABLE_SETTINGS = frozenset({"steps", "output", "executor", "workers", "scheduler_address"})
+
+
+def _given_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The settings the user gave: the config file's (checked), then the flags' (which win)."""
     values: dict[str, Any] = read_config_file(args.config) if args.config else {}
-    for key in ("system", "draft", "target", "timestep_fs", "temperature_K", "friction_per_ps", "lookahead",
-                "error_correction", "draft_learning", "adaptive_lookahead", "min_lookahead", "hydrogen_mass_amu",
-                "executor", "workers", "scheduler_address", "mode", "steps", "seed", "output", "stride"):
+    for key in _SETTING_KEYS:
         value = getattr(args, key, None)
         if value is not None:
             values[key] = value
-    return RunConfig.from_mapping(values)
+    return values
+
+
+def _config_from(args: argparse.Namespace) -> RunConfig:
+    return RunConfig.from_mapping(_given_settings(args))
 
 
 def _writable_folder(path: Path) -> Path:
@@ -122,11 +143,76 @@ def _writable_folder(path: Path) -> Path:
     return path
 
 
+def _listing(names: list[str], limit: int = 8) -> str:
+    shown = ", ".join(names[:limit])
+    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
+
+
+def _check_new_output(output: Path, overwrite: bool) -> list[Path]:
+    """Refuse a non-empty output folder unless ``overwrite``; returns the run files --overwrite replaces."""
+    if output.exists() and not output.is_dir():
+        raise ConfigError(f"--output {output} is a file, not a folder")
+    contents = sorted(p.name for p in output.iterdir()) if output.is_dir() else []
+    if contents and not overwrite:
+        raise ConfigError(f"output folder {output} is not empty (it holds {_listing(contents)}); use --resume to "
+                          "continue the run there, --overwrite to replace its run files, or another --output")
+    return [output / name for name in RUN_FILES if name in contents]
+
+
+def _show(value: Any) -> str:
+    return repr(value) if isinstance(value, str) else str(value)
+
+
+def _resume_config(output: Path, given: dict[str, Any]) -> RunConfig:
+    """The settings of the run in ``output`` (from its checkpoint), with the given --steps etc. applied.
+
+    A given setting that would change the trajectory (anything outside RESUMABLE_SETTINGS)
+    must equal the checkpoint's; otherwise a ConfigError lists every difference.
+    """
+    from .checkpoint import load_checkpoint
+
+    checkpoint = output / "checkpoint.npz"
+    if not checkpoint.is_file():
+        raise ConfigError(f"--resume: there is no checkpoint to resume in {output} (no {checkpoint.name}); "
+                          "start the run without --resume")
+    state = load_checkpoint(checkpoint)
+    saved, source = state.run_config, f"{checkpoint}"
+    if saved is None and (output / "config.json").is_file():  # a checkpoint written before settings were kept
+        source = str(output / "config.json")
+        try:
+            saved = json.loads((output / "config.json").read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise ConfigError(f"{source} is not readable JSON: {exc}") from None
+        if not isinstance(saved, dict):
+            raise ConfigError(f"{source}: expected a JSON object of settings")
+    if saved is None:  # nothing recorded: the flags must describe the run, and the seed is the checkpoint's
+        saved = {key: value for key, value in given.items() if key != "seed"}
+    saved = {**checked_mapping(saved, source), "seed": state.seed, "output": str(output)}
+    try:
+        recorded = RunConfig.from_mapping(saved)
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
+    config = RunConfig.from_mapping({**saved, **given, "output": str(output)})
+    differ = [f"{key} {_show(getattr(config, key))} != {_show(getattr(recorded, key))}"
+              for key in _SETTING_KEYS if key in given and key not in RESUMABLE_SETTINGS
+              and getattr(config, key) != getattr(recorded, key)]
+    if differ:
+        raise ConfigError(f"--resume: settings differ from the checkpoint's: {', '.join(differ)} (leave them out "
+                          "to continue the run as it was, or start a new run in another --output)")
+    return config
+
+
 def command_run(args: argparse.Namespace) -> int:
     from .runconfig import build_executor, build_models, build_sampler, build_system
 
-    config = _config_from(args)
-    output = _writable_folder(Path(config.output))
+    given = _given_settings(args)
+    output = Path(given.get("output", RunConfig.output))
+    if args.resume:
+        config = _resume_config(output, given)
+        stale: list[Path] = []
+    else:
+        config = RunConfig.from_mapping(given)
+        stale = _check_new_output(output, args.overwrite)
     atoms = build_system(config.system, config.hydrogen_mass_amu)
     draft, target = build_models(config, atoms)
     executor = build_executor(config)
@@ -144,10 +230,17 @@ def command_run(args: argparse.Namespace) -> int:
         if args.resume:
             sampler.load_checkpoint(checkpoint)
             print(f"resuming at step {sampler.step} from {checkpoint}")
+        config.seed = sampler.seed  # the seed actually used (a checkpoint restores its own)
         remaining = config.steps - sampler.step
         if remaining <= 0:
             print(f"nothing to do: the run is already at step {sampler.step} of {config.steps}")
             return 0
+        _writable_folder(output)
+        for path in stale:  # --overwrite: only now that everything is validated
+            path.unlink()
+        if stale:
+            print(f"--overwrite: replaced {', '.join(p.name for p in stale)} in {output}")
+        sampler.run_config = config.to_dict()  # saved in every checkpoint: --resume needs no other flags
         (output / "config.json").write_text(json.dumps(config.to_dict(), indent=2))
         try:
             result = sampler.run(remaining, stride=config.stride, trajectory=output / "trajectory.traj",
@@ -155,7 +248,7 @@ def command_run(args: argparse.Namespace) -> int:
                                  summary=output / "summary.json", progress=True)
         except KeyboardInterrupt:
             print(f"\ninterrupted at step {sampler.step}; trajectory and checkpoint are in {output}. "
-                  f"Continue with: lsd run --resume --output {output} --steps {config.steps} ...", file=sys.stderr)
+                  f"Continue with: lsd run --resume --output {output}", file=sys.stderr)
             return 130
         finally:
             if recorder is not None and recorder.n_labels:
@@ -236,10 +329,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except (LSDError, ValueError, TypeError, OSError, ImportError) as exc:
+    except (LSDError, ValueError, TypeError, OSError, ImportError, MemoryError) as exc:
         if args.debug:
             raise
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if isinstance(exc, MemoryError):
+            message = f"out of memory ({message}); the system is too large for this machine"
         print(f"lsd {args.command}: error: {message}", file=sys.stderr)
         return 2
 

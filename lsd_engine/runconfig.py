@@ -7,7 +7,11 @@ parameters and an executor, so names and errors are the same everywhere.
 from __future__ import annotations
 
 import dataclasses
+import math
+import numbers
 import os
+import types
+import typing
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -46,7 +50,7 @@ class RunConfig:
     lookahead: int = 8  # K; with adaptive_lookahead, the largest K a round may use
     error_correction: bool = True
     draft_learning: str = "none"  # none | constant | online | first-order | bonded | radial | ... (see learning)
-    adaptive_lookahead: bool = False  # choose K per round in [min_lookahead, lookahead] (DESIGN §2.4)
+    adaptive_lookahead: bool = False  # choose K per round in [min_lookahead, lookahead] (docs/theory.md §7)
     min_lookahead: int = 1
     hydrogen_mass_amu: float | None = None  # None: natural masses; e.g. 3.0 for HMR
     executor: str = "local"  # local | dask
@@ -61,6 +65,9 @@ class RunConfig:
     target_options: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        hints = typing.get_type_hints(type(self))
+        for f in fields(self):
+            setattr(self, f.name, checked_type(f.name, getattr(self, f.name), hints[f.name]))
         if self.lookahead < 1:
             raise ConfigError(f"lookahead must be at least 1, got {self.lookahead}")
         if self.min_lookahead < 1 or (self.adaptive_lookahead and self.min_lookahead > self.lookahead):
@@ -107,12 +114,55 @@ class RunConfig:
         return cls(**normalised)
 
 
+def checked_type(key: str, value: Any, annotation: Any) -> Any:
+    """``value`` as the type ``annotation`` names (int, float, bool, str, dict, or one of them | None).
+
+    Booleans must be real booleans (``"no"`` is refused, not taken as True), integers real
+    integers (``"8"`` and ``8.0`` are refused), floats any finite real number; the error
+    names the key: ``config key 'lookahead' must be an integer, got '8'``.
+    """
+    union = typing.get_origin(annotation) in (typing.Union, types.UnionType)
+    options = typing.get_args(annotation) if union else (annotation,)
+    if value is None and type(None) in options:
+        return None
+    kind = next(t for t in options if t is not type(None))
+    kind = typing.get_origin(kind) or kind
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        need = "true or false (a boolean)"
+    elif kind is int:
+        if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+            return int(value)
+        need = "an integer"
+    elif kind is float:
+        if isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value):
+            return float(value)
+        need = "a finite number"
+    elif kind is str:
+        if isinstance(value, str):
+            return value
+        need = "a string"
+    elif kind is dict:
+        if isinstance(value, dict) and all(isinstance(k, str) for k in value):
+            return dict(value)
+        need = "a table of named options"
+    else:  # pragma: no cover - a new field type needs a rule here
+        raise TypeError(f"config key {key!r}: no type rule for {annotation!r}")
+    if type(None) in options:
+        need += " or none"
+    raise ConfigError(f"config key {key!r} must be {need}, got {value!r}")
+
+
 def read_config_file(path: str | os.PathLike) -> dict[str, Any]:
     """Read a TOML (.toml) or YAML (.yaml/.yml) run configuration into a dict."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"configuration file not found: {path}")
-    text = path.read_text()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read the configuration file as UTF-8 text: {exc}") from None
     try:
         if path.suffix.lower() == ".toml":
             import tomllib
@@ -129,10 +179,25 @@ def read_config_file(path: str | os.PathLike) -> dict[str, Any]:
     except ConfigError:
         raise
     except Exception as exc:  # parser errors carry line numbers
-        raise ConfigError(f"{path} is not valid {path.suffix[1:].upper()}: {exc}") from None
+        raise ConfigError(f"{path} is not valid {path.suffix[1:].upper()}: {' '.join(str(exc).split())}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a table of settings at the top level")
-    return data
+    return checked_mapping(data, source=str(path))
+
+
+def checked_mapping(values: dict[str, Any], source: str) -> dict[str, Any]:
+    """``values`` with '-' in keys turned into '_', every key known to ``RunConfig`` and of its type;
+    a ConfigError names ``source`` (a file) and the key otherwise."""
+    hints = typing.get_type_hints(RunConfig)
+    normalised = {str(key).replace("-", "_"): value for key, value in values.items()}
+    unknown = sorted(set(normalised) - set(hints))
+    if unknown:
+        raise ConfigError(f"{source}: unknown configuration key(s): {', '.join(unknown)}; "
+                          f"known: {', '.join(sorted(hints))}")
+    try:
+        return {key: checked_type(key, value, hints[key]) for key, value in normalised.items()}
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
 
 
 def build_system(name: str, hydrogen_mass_amu: float | None = None) -> Atoms:
@@ -204,6 +269,7 @@ def build_lookahead_policy(config: RunConfig, atoms: Atoms, draft, target, corre
     if not config.adaptive_lookahead:
         return None
     from .adaptive import AdaptiveLookahead
+    from .timing import correction_seconds_per_call
 
     extra = 0.0
     if correction is not None:  # timed on a copy that has seen one label, as it is during a run
@@ -226,4 +292,3 @@ def build_sampler(config: RunConfig, atoms: Atoms, draft, target, executor=None)
     return SpeculativeSampler(atoms, draft, target, config.params(), lookahead=config.lookahead,
                               error_correction=config.error_correction, seed=config.seed, executor=executor,
                               mode=config.mode, draft_correction=correction, lookahead_policy=policy)
-    from .timing import correction_seconds_per_call
