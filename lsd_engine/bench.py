@@ -18,6 +18,7 @@ from ase import Atoms, units
 from ase.calculators.calculator import Calculator, all_changes
 
 from . import theory, timing
+from .draft_choice import AUTO_DRAFT, build_auto_models
 from .kernel import half_step_position
 from .langevin_md import LangevinMD
 from .models.base import ForceModel
@@ -82,10 +83,17 @@ def run_benchmark(config: RunConfig, repeats: int = 3, ase_steps: int | None = N
     if warm_up_steps is not None and warm_up_steps < 0:
         raise ValueError(f"warm-up steps must be non-negative, got {warm_up_steps}")
     atoms = build_system(config.system, config.hydrogen_mass_amu)
-    draft, target = build_models(config, atoms)
+    advice = None
+    if config.draft == AUTO_DRAFT:
+        draft, target, advice = build_auto_models(config, atoms, log=log)
+    else:
+        draft, target = build_models(config, atoms)
     executor = build_executor(config)
     try:
-        return _interleaved(config, atoms, draft, target, executor, repeats, ase_steps, log, warm_up_steps)
+        result = _interleaved(config, atoms, draft, target, executor, repeats, ase_steps, log, warm_up_steps)
+        if advice is not None:
+            result["draft_advice"] = advice.to_dict()
+        return result
     finally:
         if executor is not None:
             executor.close()
@@ -236,6 +244,10 @@ def format_benchmark(result: dict[str, Any]) -> str:
                      + " ".join(f"{a:.2f}" for a in base["acceptance_by_depth"]))
         lines.append(f"  gain           {gain['speedup_ratio']:.2f}x speedup, "
                      f"{gain['expected_steps_per_round_ratio']:.2f}x steps per round over constant EC")
+    if "draft_advice" in result:
+        advice = result["draft_advice"]
+        lines.append(f"  draft advice   {advice['winner']} chosen automatically in {advice['seconds']:.1f} s "
+                     f"(not in the timed blocks)")
     if "ase_langevin_steps_per_s" in result:
         lines.append(f"  ASE Langevin   {result['ase_langevin_steps_per_s']:9.1f} steps/s "
                      f"(LSD is {result['speedup_vs_ase_langevin']:.2f}x faster)")

@@ -231,9 +231,14 @@ def build_system(name: str, hydrogen_mass_amu: float | None = None) -> Atoms:
 
 
 def build_models(config: RunConfig, atoms: Atoms):
-    """(draft, target) bound to ``atoms``; registry errors name the model and the problem."""
+    """(draft, target) bound to ``atoms``; registry errors name the model and the problem.
+    Draft ``auto``: the draft advisor ranks the installed drafts and sets ``config.draft`` to the winner."""
     from . import models
+    from .draft_choice import AUTO_DRAFT, build_auto_models
 
+    if config.draft == AUTO_DRAFT:
+        draft, target, _ = build_auto_models(config, atoms)
+        return draft, target
     draft = models.create(config.draft, atoms, **config.draft_options)
     target = models.create(config.target, atoms, **config.target_options)
     return draft, target

@@ -1,0 +1,184 @@
+"""The draft advisor (``--draft auto``): calibrate every installed draft that fits the system, rank them.
+
+For each candidate draft the registry can build for the system, ``theory.predict`` runs a
+short draft-only Langevin calibration and evaluates draft and target on a few blocks of
+consecutive states: acceptance by depth with speculative error correction (EC) and an
+EC reference as old as the depth, as in the sampler. Costs come from the cache-safe timer
+(``lsd_engine.timing``): the target's batch costs once for all candidates, each draft's own
+call. Candidates are ranked by the predicted speedup of the cost model
+(``theory.synchronous_speedup``) at the run's lookahead, or at the best K <= lookahead when
+K is adaptive. A candidate that cannot be built (missing package, unsupported elements, no
+topology) or fails during calibration is listed with the reason and never chosen.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any, Callable, Iterable
+
+import numpy as np
+from ase import Atoms
+
+from . import models, theory, timing
+from .errors import LSDError
+from .models.base import ForceModel
+from .params import LangevinParams
+
+if TYPE_CHECKING:
+    from .runconfig import RunConfig
+
+__all__ = ["AUTO_DRAFT", "DraftCandidate", "DraftRanking", "build_auto_models", "candidate_drafts", "suggest_draft"]
+
+#: The draft name that asks for this advice (``--draft auto``).
+AUTO_DRAFT = "auto"
+
+#: Calibration size: draft-only steps, target-evaluated states (in blocks of lookahead + 1), cost repeats.
+CALIBRATION_STEPS = 300
+TARGET_STATES = 36
+TIMING_REPEATS = 3
+
+
+@dataclass
+class DraftCandidate:
+    """One calibrated (or skipped) draft: acceptance by depth with EC, its cost, the predicted speedup."""
+
+    name: str
+    predicted_speedup: float = math.nan  # at the ranking's K (the run's lookahead, or the best K if adaptive)
+    lookahead: int = 0  # that K
+    expected_steps_per_round: float = math.nan
+    acceptance_by_depth: list[float] = field(default_factory=list)
+    rms_force_error_eV_per_A: float = math.nan
+    draft_step_ms: float = math.nan
+    calibration_s: float = 0.0
+    skipped: str | None = None  # why it was not calibrated (None: it was)
+
+
+@dataclass
+class DraftRanking:
+    """Calibrated candidates best first, then the skipped ones; ``winner`` is the best name."""
+
+    target: str
+    lookahead: int
+    adaptive_lookahead: bool
+    candidates: list[DraftCandidate]
+    target_batch_ms: dict[int, float]
+    seconds: float  # wall time of the whole advice (target timing + every calibration)
+
+    @property
+    def winner(self) -> str:
+        ranked = [c for c in self.candidates if c.skipped is None]
+        if not ranked:
+            raise LSDError(f"no draft could be calibrated for target {self.target!r}: "
+                           + "; ".join(f"{c.name}: {c.skipped}" for c in self.candidates))
+        return ranked[0].name
+
+    def table(self) -> str:
+        """The ranking as a text table (one line per candidate), with the advice's own cost."""
+        k_label = "best K" if self.adaptive_lookahead else "K"
+        lines = [f"draft advice for target {self.target} ({self.seconds:.1f} s): ranked by predicted speedup",
+                 f"  {'draft':<12} {'speedup':>8} {k_label:>6} {'E_K':>6} {'ms/call':>8} {'RMS dF':>7}  "
+                 "acceptance by depth (EC)"]
+        for c in self.candidates:
+            if c.skipped is not None:
+                lines.append(f"  {c.name:<12} skipped: {c.skipped}")
+                continue
+            depth = " ".join(f"{a:.2f}" for a in c.acceptance_by_depth[:8])
+            lines.append(f"  {c.name:<12} {c.predicted_speedup:7.2f}x {c.lookahead:>6d} "
+                         f"{c.expected_steps_per_round:6.2f} {c.draft_step_ms:8.3f} "
+                         f"{c.rms_force_error_eV_per_A:7.3f}  {depth}")
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict (NaN becomes None)."""
+        def clean(value):
+            return None if isinstance(value, float) and not math.isfinite(value) else value
+
+        return {"target": self.target, "lookahead": self.lookahead, "adaptive_lookahead": self.adaptive_lookahead,
+                "winner": self.winner, "seconds": self.seconds,
+                "target_batch_ms": {str(b): ms for b, ms in self.target_batch_ms.items()},
+                "candidates": [{k: clean(v) for k, v in asdict(c).items()} for c in self.candidates]}
+
+
+#: Drafts that need an argument (a file) and so are never tried by name alone.
+NEEDS_AN_ARGUMENT = ("distilled",)
+
+
+def candidate_drafts(target: str) -> list[str]:
+    """Registry models meant as drafts (role 'draft', usable by name alone), other than ``target``."""
+    return [spec.name for spec in models.available()
+            if spec.role == "draft" and spec.name not in NEEDS_AN_ARGUMENT and spec.name != target.split(":")[0]]
+
+
+def _build(name: str, atoms: Atoms, options: dict[str, Any]) -> tuple[ForceModel | None, str | None]:
+    try:
+        return models.create(name, atoms, **options), None
+    except (LSDError, ImportError, ValueError, RuntimeError) as exc:
+        return None, " ".join(str(exc).split())[:160]
+
+
+def suggest_draft(atoms: Atoms, target: ForceModel, params: LangevinParams, *, lookahead: int = 8,
+                  adaptive_lookahead: bool = False, candidates: Iterable[str] | None = None,
+                  draft_options: dict[str, dict[str, Any]] | None = None, seed: int = 0,
+                  n_calibration_steps: int = CALIBRATION_STEPS, n_target_states: int = TARGET_STATES,
+                  log: Callable[[str], None] | None = print) -> DraftRanking:
+    """Calibrate each candidate draft briefly for ``target`` on ``atoms`` and rank them.
+
+    candidates: registry names (default :func:`candidate_drafts` of the target's name);
+    draft_options: {name: options for ``models.create``}. ``log`` gets the table (None: silent).
+    Cost: one target timing, then per candidate a ``n_calibration_steps`` draft-only run and
+    about ``n_target_states`` target evaluations in batches of lookahead + 1.
+    """
+    start = time.perf_counter()
+    target_name = getattr(target, "name", "target")
+    names = list(candidate_drafts(target_name) if candidates is None else candidates)
+    options = draft_options or {}
+    block = lookahead + 1
+    x0 = atoms.get_positions()[None]
+    target_costs = timing.measure_costs(target, target, x0, [1, 2, block], TIMING_REPEATS)["target_batch_s"]
+    results = []
+    for name in names:
+        t0 = time.perf_counter()
+        draft, why = _build(name, atoms, options.get(name, {}))
+        if draft is None:
+            results.append(DraftCandidate(name, skipped=why))
+            continue
+        try:
+            draft_s = timing.model_seconds_per_call(draft, x0, repeats=7 * TIMING_REPEATS)
+            prediction = theory.predict(atoms, draft, target, params, lookahead=lookahead,
+                                        n_calibration_steps=n_calibration_steps, n_target_samples=n_target_states,
+                                        seed=seed, costs={"draft_step_s": draft_s, "target_batch_s": target_costs})
+        except (LSDError, ValueError, RuntimeError, FloatingPointError) as exc:
+            results.append(DraftCandidate(name, skipped="calibration failed: " + " ".join(str(exc).split())[:140],
+                                          calibration_s=time.perf_counter() - t0))
+            continue
+        k = prediction.best_lookahead if adaptive_lookahead else lookahead
+        profile = prediction.acceptance_by_depth
+        results.append(DraftCandidate(
+            name, predicted_speedup=float(prediction.speedup_by_lookahead[k - 1]), lookahead=int(k),
+            expected_steps_per_round=float(theory.expected_steps_per_round(profile, k)),
+            acceptance_by_depth=[float(a) for a in profile],
+            rms_force_error_eV_per_A=prediction.rms_force_error_eV_per_A, draft_step_ms=1e3 * draft_s,
+            calibration_s=time.perf_counter() - t0))
+    results.sort(key=lambda c: (c.skipped is not None, -np.nan_to_num(c.predicted_speedup, nan=-1.0)))
+    ranking = DraftRanking(target_name, lookahead, adaptive_lookahead, results,
+                           {b: 1e3 * s for b, s in target_costs.items()}, time.perf_counter() - start)
+    if log is not None:
+        log(ranking.table())
+    return ranking
+
+
+def build_auto_models(config: "RunConfig", atoms: Atoms,
+                      log: Callable[[str], None] | None = print) -> tuple[ForceModel, ForceModel, DraftRanking]:
+    """(draft, target, ranking) for a configuration whose draft is ``auto``: the target is built, the
+    installed drafts ranked for it with the run's physics and lookahead, and ``config.draft`` set to the
+    winner (so summaries, checkpoints and ``--resume`` record the draft actually used, and a resumed run
+    does not choose again). ``config.draft_options`` go to the winner only."""
+    target = models.create(config.target, atoms, **config.target_options)
+    ranking = suggest_draft(atoms, target, config.params(), lookahead=config.lookahead,
+                            adaptive_lookahead=config.adaptive_lookahead, seed=config.seed, log=log)
+    config.draft = ranking.winner
+    if log is not None:
+        log(f"draft: {config.draft} (chosen automatically in {ranking.seconds:.1f} s)")
+    return models.create(config.draft, atoms, **config.draft_options), target, ranking

@@ -1,0 +1,49 @@
+"""The draft advisor ranks real drafts by predicted speedup, skips what cannot run, and resolves --draft auto."""
+
+import json
+
+import numpy as np
+import pytest
+from ase.build import molecule
+
+from lsd_engine import LangevinParams, models, systems
+from lsd_engine.draft_choice import candidate_drafts, suggest_draft
+from lsd_engine.errors import LSDError
+from lsd_engine.runconfig import RunConfig, build_models
+
+PARAMS = LangevinParams(timestep_fs=0.5, temperature_K=300.0, friction_per_ps=10.0)
+
+
+def test_ranking_puts_the_exact_draft_first_and_explains_skips():
+    atoms = systems.alanine_dipeptide()
+    target = models.create("gfn-ff", atoms)
+    lines = []
+    ranking = suggest_draft(atoms, target, PARAMS, lookahead=4, candidates=["emt", "gfn-ff", "no-such-model"],
+                            n_calibration_steps=60, n_target_states=10, log=lines.append)
+    names = [c.name for c in ranking.candidates]
+    assert names == ["gfn-ff", "emt", "no-such-model"] and ranking.winner == "gfn-ff"
+    same, emt, missing = ranking.candidates
+    np.testing.assert_allclose(same.acceptance_by_depth, 1.0)  # draft = target: every step accepted
+    assert same.expected_steps_per_round == pytest.approx(5.0)  # K + 1 with the bonus step
+    assert emt.acceptance_by_depth[0] < 0.5 and emt.predicted_speedup < same.predicted_speedup
+    assert missing.skipped and "unknown model" in missing.skipped
+    assert "gfn-ff" in lines[0] and "skipped" in lines[0] and f"{ranking.seconds:.1f} s" in lines[0]
+    json.dumps(ranking.to_dict())
+
+
+def test_drafts_that_cannot_build_are_skipped_and_none_left_is_an_error():
+    ethanol = molecule("CH3CH2OH")  # no topology file: amber14 cannot type it
+    target = models.create("gfn-ff", ethanol)
+    assert "gfn-ff" not in candidate_drafts("gfn-ff") and "amber14" in candidate_drafts("gfn-ff")
+    ranking = suggest_draft(ethanol, target, PARAMS, lookahead=2, candidates=["amber14"], log=None)
+    assert ranking.candidates[0].skipped
+    with pytest.raises(LSDError, match="no draft could be calibrated.*amber14"):
+        ranking.winner
+
+
+def test_auto_draft_in_a_run_configuration_records_the_winner():
+    config = RunConfig(system="alanine-dipeptide-vacuum", draft="auto", target="gfn-ff", lookahead=4, steps=10)
+    draft, target = build_models(config, systems.alanine_dipeptide())
+    # amber14 (0.8 acceptance at depth 1 against GFN-FF) beats emt (made for metals)
+    assert config.draft == draft.name == "amber14" and target.name == "gfn-ff"
+    assert config.to_dict()["draft"] == "amber14"  # what summaries and checkpoints record
