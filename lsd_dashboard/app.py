@@ -124,19 +124,22 @@ class BoundedFileDropper(pn.widgets.FileDropper):
     def _process_event(self, event: Any) -> None:
         data = event.data
         if event.event_name == "upload_event":
-            name = str(data.get("name"))
-            chunk = data.get("data") or b""
-            total = (0 if data.get("chunk") == 1 else self._received.get(name, 0)) + len(chunk)
-            if total > self.max_bytes or (name not in self._received and len(self._received) >= 2):
+            name, chunk = str(data.get("name")), data.get("chunk")
+            last = chunk == data.get("total_chunks")
+            if chunk != 1 and name not in self._received:
+                return  # the rest of a dropped (or never started) upload
+            total = (0 if chunk == 1 else self._received[name]) + len(data.get("data") or b"")
+            if total > self.max_bytes or (chunk == 1 and name not in self._received and len(self._received) >= 2):
                 self._received.pop(name, None)
                 getattr(self, "_file_buffer", {}).pop(name, None)
                 self.refused = ""
                 self.refused = (f"upload {name[:60]!r}: larger than this server's limit of "
                                 f"{self.max_bytes / 1e6:.1f} MB; refused")
                 return
-            self._received[name] = total
-            if data.get("chunk") == data.get("total_chunks"):
+            if last:
                 self._received.pop(name, None)
+            else:
+                self._received[name] = total
         super()._process_event(event)
 
 
@@ -281,7 +284,7 @@ class Dashboard(pn.viewable.Viewer):
         self._background_shown = shown
         rows: list[Any] = [pn.pane.Markdown("**Background runs on this server**", margin=(0, 5))] if runs else []
         for run in runs:
-            stop = pn.widgets.Button(label="Stop", button_type="danger", width=60, disabled=not run.running,
+            stop = pn.widgets.Button(label="Stop", color="danger", width=60, disabled=not run.running,
                                      css_classes=["lsd-stop-background"])
             stop.on_click(lambda event, r=run: r.stop())
             text = f"started {run.started_at}: {run.status}, {run.data.lsd.n_steps} LSD steps → `{run.output_dir}`"

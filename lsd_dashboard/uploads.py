@@ -109,20 +109,30 @@ def parse_in_subprocess(path: Path, max_atoms: int, timeout_s: float) -> dict:
 
 
 def _child(path: str, max_atoms: int) -> dict:
-    """Runs in the child: read the structure with the engine's reader and report its size."""
+    """Runs in the child: read the structure (size first, then the engine's checks) and report its size."""
     import resource
 
     resource.setrlimit(resource.RLIMIT_AS, (PARSER_MEMORY_BYTES, PARSER_MEMORY_BYTES))
-    from lsd_engine.systems import load_structure
+    import ase.io
 
     try:
+        n_atoms = len(ase.io.read(path, index=0))
+    except MemoryError:
+        return {"error": "reading it needs more memory than this server allows"}
+    except Exception as exc:  # noqa: BLE001 - any reader failure is the file's problem, reported in one line
+        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return {"error": f"not a readable {Path(path).suffix} file ({text.replace(str(path), Path(path).name)})"}
+    if n_atoms > max_atoms:
+        return {"error": f"{n_atoms} atoms; this server allows at most {max_atoms}"}
+    try:
+        from lsd_engine.systems import load_structure
+
         atoms = load_structure(path)
     except MemoryError:
         return {"error": "reading it needs more memory than this server allows"}
     except Exception as exc:  # noqa: BLE001 - any reader failure is the file's problem, reported in one line
-        return {"error": str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}
-    if len(atoms) > max_atoms:
-        return {"error": f"{len(atoms)} atoms; this server allows at most {max_atoms}"}
+        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return {"error": text.replace(str(path), Path(path).name)}
     return {"n_atoms": len(atoms), "formula": atoms.get_chemical_formula()}
 
 

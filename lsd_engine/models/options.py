@@ -62,7 +62,8 @@ _THREADS = Number(1, 64, integer=True)
 #: Registry name (as offered in pages, ``ase:LennardJones`` included) -> option -> rule.
 #: A model absent from this table cannot be chosen by untrusted input at all.
 SAFE_OPTIONS: dict[str, dict[str, Choice | Number]] = {
-    "amber14": {"solvent": Choice(("vacuum", "implicit", "explicit")), "threads": _THREADS},
+    "amber14": {"solvent": Choice(("vacuum", "implicit", "explicit")),
+                "platform": Choice(("Reference", "CPU", "CUDA", "OpenCL")), "threads": _THREADS},
     "emt": {},
     "ase:LennardJones": {"sigma": Number(0.1, 10.0), "epsilon": Number(1e-4, 10.0), "rc": Number(0.5, 30.0)},
     "ani-1x": {"model_index": Number(0, 7, integer=True), "precision": Choice(("float32", "float64")),
