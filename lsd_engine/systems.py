@@ -44,7 +44,8 @@ SOLVENTS = ("vacuum", "implicit", "explicit")
 
 __all__ = [
     "ALANINE_PHI", "ALANINE_PSI", "DATA_DIR", "SOLVENTS", "StructureError",
-    "alanine_dipeptide", "check_structure", "copper_fcc", "load_structure", "system_info", "water_box",
+    "XYZ_MIN_ATOM_LINE_BYTES", "alanine_dipeptide", "check_structure", "check_xyz_counts", "copper_fcc",
+    "load_structure", "system_info", "water_box",
 ]
 
 
@@ -166,36 +167,78 @@ def check_structure(atoms: Atoms, *, require_cell: bool = False, min_distance: f
 
 
 def _closest_pair(atoms: Atoms) -> tuple[int, int, float]:
-    """Indices and distance of the closest pair (minimum image when periodic), via a neighbour list."""
+    """Indices and distance of the closest pair (minimum image when periodic), in O(N log N).
+
+    Non-periodic: a k-d tree. (ASE's neighbour list with no cell puts every atom in one
+    bin and allocates an N x N index array: 596 GiB for 200 000 atoms.) Periodic: ASE's
+    neighbour list within 1 Å, which bins by the cell.
+    """
+    if not np.any(atoms.pbc):
+        from scipy.spatial import cKDTree
+
+        dist, index = cKDTree(atoms.positions).query(atoms.positions, k=2)
+        k = int(np.argmin(dist[:, 1]))
+        i, j = k, int(index[k, 1] if index[k, 1] != k else index[k, 0])  # duplicates may come in either order
+        return min(i, j), max(i, j), float(dist[k, 1])
     from ase.neighborlist import neighbor_list
 
-    if np.any(atoms.pbc) or len(atoms) > 2000:
-        probe = atoms.copy()
-        if not np.any(probe.pbc):
-            probe.cell = np.zeros((3, 3))
-        first, second, dist = neighbor_list("ijd", probe, 1.0)
-        if len(dist):
-            k = int(np.argmin(dist))
-            return int(first[k]), int(second[k]), float(dist[k])
-        return 0, 1, float("inf")
-    diff = atoms.positions[:, None, :] - atoms.positions[None, :, :]
-    dist = np.sqrt(np.einsum("ijk,ijk->ij", diff, diff))
-    np.fill_diagonal(dist, np.inf)
-    k = int(np.argmin(dist))
-    i, j = divmod(k, len(atoms))
-    return int(min(i, j)), int(max(i, j)), float(dist[i, j])
+    first, second, dist = neighbor_list("ijd", atoms, 1.0)
+    if len(dist):
+        k = int(np.argmin(dist))
+        return int(first[k]), int(second[k]), float(dist[k])
+    return 0, 1, float("inf")
+
+
+#: Bytes of the shortest possible atom line of an XYZ file ("H 0 0 0\n").
+XYZ_MIN_ATOM_LINE_BYTES = 8
+
+
+def check_xyz_counts(path: Path, index: int | str = 0, max_atoms: int | None = None) -> None:
+    """Check the atom-count lines of an XYZ file against its size before any parser runs.
+
+    ASE's reader skips ``count`` lines per frame, so a 24-byte file whose header says
+    999999999999 atoms would loop for hours; here each count must fit in the bytes left
+    (``XYZ_MIN_ATOM_LINE_BYTES`` per atom) and in ``max_atoms``. Only the frames up to
+    ``index`` are checked (all of them for a negative or slice index).
+    """
+    size = path.stat().st_size
+    last = index if isinstance(index, int) and index >= 0 else None
+    frame = 0
+    with open(path, "rb") as handle:
+        while last is None or frame <= last:
+            line = handle.readline(64)
+            if not line.strip():
+                return
+            try:
+                count = int(line)
+            except ValueError:
+                return  # not a count line: ASE's own message says what is wrong
+            left = size - handle.tell()
+            if count < 1 or count * XYZ_MIN_ATOM_LINE_BYTES > left + 1:
+                raise StructureError(f"{path}: the XYZ header of frame {frame} says {count} atoms, but only {left} "
+                                     f"bytes follow (each atom needs a line of at least {XYZ_MIN_ATOM_LINE_BYTES}); "
+                                     "the file is truncated or not an XYZ file")
+            if max_atoms is not None and count > max_atoms:
+                raise StructureError(f"{path}: {count} atoms is more than the limit of {max_atoms} (max_atoms)")
+            handle.readline()  # comment line
+            for _ in range(count):
+                handle.readline()
+            frame += 1
 
 
 def load_structure(path: str | Path, *, format: str | None = None, periodic: bool | None = None,
                    min_distance: float = 0.5, charge: int = 0, spin: int = 1, name: str | None = None,
-                   index: int | str = 0) -> Atoms:
+                   index: int | str = 0, max_atoms: int | None = None) -> Atoms:
     """Read a user's PDB / XYZ / any ASE-readable file and check it.
 
     ``periodic``: None keeps what the file says (a PDB CRYST1 record or an
     extended-XYZ lattice makes it periodic); True requires a cell; False drops
     the cell. A PDB becomes the ``topology_file`` so OpenMM models can use it.
+    ``max_atoms``: refuse larger structures (for XYZ before parsing, from the count
+    line); None means no limit. An XYZ count line is always checked against the file
+    size first (see :func:`check_xyz_counts`).
     Raises :class:`StructureError` with the reason for a missing or malformed
-    file, unknown elements, overlapping atoms, or a missing cell.
+    file, unknown elements, overlapping atoms, a missing cell, or too many atoms.
     """
     import ase.io
 
@@ -210,6 +253,8 @@ def load_structure(path: str | Path, *, format: str | None = None, periodic: boo
         fmt = "proteindatabank"
     elif fmt is None and suffix == ".xyz":
         fmt = "extxyz"  # also reads plain XYZ
+    if fmt in ("xyz", "extxyz") or (fmt is None and suffix == ".extxyz"):
+        check_xyz_counts(path, index, max_atoms)
     try:
         atoms = ase.io.read(str(path), format=fmt, index=index)
     except KeyError as exc:
@@ -224,6 +269,8 @@ def load_structure(path: str | Path, *, format: str | None = None, periodic: boo
                              f"{type(exc).__name__}: {message}") from exc
     if not isinstance(atoms, Atoms):
         raise StructureError(f"{path}: expected one structure, got {type(atoms).__name__}")
+    if max_atoms is not None and len(atoms) > max_atoms:
+        raise StructureError(f"{path}: {len(atoms)} atoms is more than the limit of {max_atoms} (max_atoms)")
     if fmt == "proteindatabank":
         _check_pdb_elements(path, atoms)
         if atoms.cell.rank < 3:
