@@ -22,8 +22,8 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     add = parser.add_argument
     add("--config", help="TOML or YAML file with any of the settings below (flags override it)")
     add("--system", help=f"built-in system ({', '.join(BUILTIN_SYSTEMS)}) or a structure file path")
-    add("--draft", help="draft model name (see `lsd models`), or 'auto': rank the installed drafts that fit "
-                        "the system for the target by a short calibration (printed as a table) and use the best")
+    add("--draft", help="draft model name (see `lsd models`), or 'auto' (the default): rank the installed drafts "
+                        "that fit the system for the target by a short calibration (printed as a table), use the best")
     add("--target", help="target model name")
     add("--timestep-fs", type=float)
     add("--temperature-K", type=float, dest="temperature_K")

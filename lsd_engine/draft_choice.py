@@ -34,10 +34,12 @@ __all__ = ["AUTO_DRAFT", "DraftCandidate", "DraftRanking", "build_auto_models", 
 #: The draft name that asks for this advice (``--draft auto``).
 AUTO_DRAFT = "auto"
 
-#: Calibration size: draft-only steps, target-evaluated states (in blocks of lookahead + 1), cost repeats.
+#: Calibration size: draft-only steps, target-evaluated states (in blocks of lookahead + 1), cost repeats,
+#: and the target seconds the calibrations may spend in all (fewer states for a slow target, >= 1 block each).
 CALIBRATION_STEPS = 300
 TARGET_STATES = 36
 TIMING_REPEATS = 3
+TARGET_BUDGET_S = 10.0
 
 
 @dataclass
@@ -122,13 +124,15 @@ def suggest_draft(atoms: Atoms, target: ForceModel, params: LangevinParams, *, l
                   adaptive_lookahead: bool = False, candidates: Iterable[str] | None = None,
                   draft_options: dict[str, dict[str, Any]] | None = None, seed: int = 0,
                   n_calibration_steps: int = CALIBRATION_STEPS, n_target_states: int = TARGET_STATES,
+                  target_budget_s: float = TARGET_BUDGET_S,
                   log: Callable[[str], None] | None = print) -> DraftRanking:
     """Calibrate each candidate draft briefly for ``target`` on ``atoms`` and rank them.
 
     candidates: registry names (default :func:`candidate_drafts` of the target's name);
     draft_options: {name: options for ``models.create``}. ``log`` gets the table (None: silent).
     Cost: one target timing, then per candidate a ``n_calibration_steps`` draft-only run and
-    about ``n_target_states`` target evaluations in batches of lookahead + 1.
+    about ``n_target_states`` target evaluations in batches of lookahead + 1, fewer when all candidates
+    together would spend more than ``target_budget_s`` in the target (at least one batch each).
     """
     start = time.perf_counter()
     target_name = getattr(target, "name", "target")
@@ -136,7 +140,11 @@ def suggest_draft(atoms: Atoms, target: ForceModel, params: LangevinParams, *, l
     options = draft_options or {}
     block = lookahead + 1
     x0 = atoms.get_positions()[None]
-    target_costs = timing.measure_costs(target, target, x0, [1, 2, block], TIMING_REPEATS)["target_batch_s"]
+    probe_s = timing.model_seconds_per_call(target, x0, repeats=1)  # first calls excluded; sizes the work
+    repeats = TIMING_REPEATS if probe_s < 0.1 else 1
+    target_costs = timing.measure_costs(target, target, x0, [1, 2, block], repeats)["target_batch_s"]
+    affordable = int(target_budget_s / max(len(names), 1) / target_costs[block])
+    n_states = block * max(1, min(n_target_states // block, affordable))
     results = []
     for name in names:
         t0 = time.perf_counter()
@@ -147,7 +155,7 @@ def suggest_draft(atoms: Atoms, target: ForceModel, params: LangevinParams, *, l
         try:
             draft_s = timing.model_seconds_per_call(draft, x0, repeats=7 * TIMING_REPEATS)
             prediction = theory.predict(atoms, draft, target, params, lookahead=lookahead,
-                                        n_calibration_steps=n_calibration_steps, n_target_samples=n_target_states,
+                                        n_calibration_steps=n_calibration_steps, n_target_samples=n_states,
                                         seed=seed, costs={"draft_step_s": draft_s, "target_batch_s": target_costs})
         except (LSDError, ValueError, RuntimeError, FloatingPointError) as exc:
             results.append(DraftCandidate(name, skipped="calibration failed: " + " ".join(str(exc).split())[:140],

@@ -42,7 +42,7 @@ class RunConfig:
     """Everything a run needs. Units are in the names."""
 
     system: str = "alanine-dipeptide-vacuum"
-    draft: str = "amber14"
+    draft: str = "auto"  # "auto": the draft advisor picks the fastest installed draft (draft_choice)
     target: str = "ani-1x"
     timestep_fs: float = 0.5
     temperature_K: float = 300.0
