@@ -215,7 +215,7 @@ def check_xyz_counts(path: Path, index: int | str = 0, max_atoms: int | None = N
                 return  # not a count line: ASE's own message says what is wrong
             left = size - handle.tell()
             if count < 1 or count * XYZ_MIN_ATOM_LINE_BYTES > left + 1:
-                raise StructureError(f"{path}: the XYZ header of frame {frame} says {count} atoms, but only {left} "
+                raise StructureError(f"{path}: cannot read as XYZ: frame {frame} says {count} atoms, but only {left} "
                                      f"bytes follow (each atom needs a line of at least {XYZ_MIN_ATOM_LINE_BYTES}); "
                                      "the file is truncated or not an XYZ file")
             if max_atoms is not None and count > max_atoms:
