@@ -25,10 +25,20 @@ def _is_traj(path: str | os.PathLike) -> bool:
 
 
 def write_frames(path: str | os.PathLike, frames: Sequence[Atoms], append: bool) -> None:
-    """Append (or write) frames to ``path``: ASE .traj, or extended XYZ for .xyz/.extxyz."""
+    """Append (or write) frames to ``path``: ASE .traj, .dcd / .xtc (MDTraj, with a PDB topology beside
+    a new file), or extended XYZ for .xyz/.extxyz."""
     if not frames and append:
         return
-    if _is_traj(path):
+    if Path(path).suffix.lower() in (".dcd", ".xtc"):
+        if not frames:
+            return
+        from .formats import MDTrajFile
+
+        writer = MDTrajFile(path, frames[0], append)
+        writer.add(np.array([a.positions for a in frames]), np.array([a.get_momenta() for a in frames]),
+                   np.zeros(len(frames)))
+        writer.flush()
+    elif _is_traj(path):
         from ase.io.trajectory import Trajectory
 
         with Trajectory(str(path), mode="a" if append else "w") as traj:
@@ -63,7 +73,9 @@ class TrajectoryFile:
         """True until the first flush when the file is (re)written from scratch."""
         return not self._append
 
-    def add(self, positions: np.ndarray, momenta: np.ndarray, energies: np.ndarray) -> None:
+    def add(self, positions: np.ndarray, momenta: np.ndarray, energies: np.ndarray,
+            steps: np.ndarray | None = None) -> None:
+        """Frames to write at the next flush (``steps`` is accepted for the writers' common interface)."""
         for x, p, e in zip(positions, momenta, energies):
             self._pending.append(frame_atoms(self._numbers, self._masses, self._cell, self._pbc, x, p, e))
 

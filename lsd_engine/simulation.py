@@ -20,7 +20,8 @@ from .errors import CheckpointError, ModelError
 from .kernel import maxwell_boltzmann_momenta
 from .models.base import ForceModel
 from .params import IntegratorConstants, LangevinParams
-from .reporters import TrajectoryFile, write_summary
+from .formats import StateLog, open_trajectory
+from .reporters import write_summary
 from .results import FrameRecorder, RunResult, StatsCounter, StepBlock
 from .rng import CounterRNG, Purpose
 
@@ -107,12 +108,15 @@ class Simulation(ABC):
     def run(self, n_steps: int, *, stride: int = 1, trajectory: str | os.PathLike | None = None,
             append: bool = False, checkpoint: str | os.PathLike | None = None,
             checkpoint_every: int = DEFAULT_CHECKPOINT_EVERY, summary: str | os.PathLike | None = None,
-            progress: bool = False) -> RunResult:
+            progress: bool = False, state_log: str | os.PathLike | None = None) -> RunResult:
         """Advance ``n_steps`` steps and return the saved frames and statistics.
 
         stride: keep every stride-th step (the initial state is always frame 0).
-        trajectory: ASE .traj or extended-XYZ path written as the run goes (``append``
-        continues an existing file, e.g. after ``load_checkpoint``).
+        trajectory: path written as the run goes, format by suffix: ASE .traj, .dcd / .xtc
+        (MDTraj, with a PDB topology beside it), else extended XYZ (``append`` continues an
+        existing file, e.g. after ``load_checkpoint``).
+        state_log: CSV path for a state log of the saved frames (step, time, energies,
+        temperature, ns/day; ``lsd_engine.formats.StateLog``), appended to like the trajectory.
         checkpoint: .npz path written every ``checkpoint_every`` steps, at the end, and
         on Ctrl-C or an error, so an interrupted run loses nothing.
         summary: JSON path for the run statistics.
@@ -120,14 +124,16 @@ class Simulation(ABC):
         n_steps = _positive_int(n_steps, "n_steps", allow_zero=True)
         stride = _positive_int(stride, "stride")
         checkpoint_every = _positive_int(checkpoint_every, "checkpoint_every")
-        for path in (trajectory, checkpoint, summary):
+        for path in (trajectory, checkpoint, summary, state_log):
             if path is not None and not Path(path).resolve().parent.is_dir():
                 raise FileNotFoundError(f"output folder does not exist: {Path(path).resolve().parent}")
         counter = StatsCounter(self._lookahead())
         start_time = time.perf_counter()
         start_step = self.step
         end_step = start_step + n_steps
-        writer = TrajectoryFile(trajectory, self.atoms, append) if trajectory is not None else None
+        timestep_fs = self.params.timestep_fs
+        writer = open_trajectory(trajectory, self.atoms, append, timestep_fs) if trajectory is not None else None
+        log = StateLog(state_log, self.atoms.get_masses(), timestep_fs, append) if state_log is not None else None
         bar = _progress_bar(n_steps, progress)
         recorder: FrameRecorder | None = None
         last_saved = start_step
@@ -135,8 +141,11 @@ class Simulation(ABC):
             if n_steps > 0 or self.energy is None:
                 self._prepare(counter)
             recorder = FrameRecorder(stride, start_step, self.positions, self.momenta, self.energy)
+            first = (np.array([start_step]), self.positions[None], self.momenta[None], np.array([self.energy]))
             if writer is not None and writer.starts_new_file:
-                writer.add(self.positions[None], self.momenta[None], np.array([self.energy]))
+                writer.add(first[1], first[2], first[3], steps=first[0])
+            if log is not None and log.starts_new_file:
+                log.add(first[0], first[2], first[3])
             next_bar_update = 0.0
             while self.step < end_step:
                 block = self._advance(end_step - self.step, counter)
@@ -146,9 +155,13 @@ class Simulation(ABC):
                 self.energy = float(block.energies[-1])
                 self.step += len(block.energies)
                 if writer is not None and kept is not None:
-                    writer.add(kept[1].positions, kept[1].momenta, kept[1].energies)
+                    writer.add(kept[1].positions, kept[1].momenta, kept[1].energies, steps=kept[0])
+                if log is not None and kept is not None:
+                    elapsed_days = (time.perf_counter() - start_time) / 86400.0
+                    log.add(kept[0], kept[1].momenta, kept[1].energies,
+                            (self.step - start_step) * timestep_fs * 1e-6 / elapsed_days)
                 if self.step - last_saved >= checkpoint_every:
-                    self._save_outputs(writer, checkpoint)
+                    self._save_outputs(writer, checkpoint, log)
                     last_saved = self.step
                 if bar is not None:
                     bar.update(len(block.energies))
@@ -157,7 +170,7 @@ class Simulation(ABC):
                         bar.set_postfix_str(_progress_text(counter), refresh=False)
                         next_bar_update = now + 0.5
         except BaseException as exc:
-            self._save_outputs(writer, checkpoint)
+            self._save_outputs(writer, checkpoint, log)
             if isinstance(exc, ModelError) and recorder is not None:
                 stats = counter.finish(self.step - start_step, time.perf_counter() - start_time)
                 exc.partial_result = self._result(recorder, stats)
@@ -167,7 +180,7 @@ class Simulation(ABC):
         finally:
             if bar is not None:
                 bar.close()
-        self._save_outputs(writer, checkpoint)
+        self._save_outputs(writer, checkpoint, log)
         stats = counter.finish(n_steps, time.perf_counter() - start_time)
         if summary is not None:
             write_summary(summary, self._summary(stats))
@@ -177,9 +190,11 @@ class Simulation(ABC):
         return recorder.result(stats, self.atoms.get_atomic_numbers(), self.atoms.get_masses(),
                                np.array(self.atoms.get_cell()), self.atoms.get_pbc())
 
-    def _save_outputs(self, writer: TrajectoryFile | None, checkpoint: str | os.PathLike | None) -> None:
+    def _save_outputs(self, writer: Any, checkpoint: str | os.PathLike | None, log: StateLog | None = None) -> None:
         if writer is not None:
             writer.flush()
+        if log is not None:
+            log.flush()
         if checkpoint is not None and self.energy is not None:
             self.save_checkpoint(checkpoint)
 
