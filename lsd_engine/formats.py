@@ -30,6 +30,7 @@ import numpy as np
 from ase import Atoms, units
 
 from .errors import LSDError
+from .reporters import FrameWriter, TrajectoryFile
 from .systems import system_info
 
 __all__ = ["MDTRAJ_FORMATS", "TRAJECTORY_SUFFIXES", "MDTrajFile", "StateLog", "open_trajectory",
@@ -138,13 +139,12 @@ def write_mdtraj(path: str | os.PathLike, positions: np.ndarray, cell: np.ndarra
             f.write(struct.pack("<i", frames))
 
 
-class MDTrajFile:
-    """Buffers frames of a running simulation for a .dcd / .xtc file and appends them on ``flush``,
-    writing the PDB topology beside it when the file is (re)started. Same interface as
-    ``reporters.TrajectoryFile``."""
+class MDTrajFile(FrameWriter):
+    """Frames of a running simulation in a .dcd / .xtc file, with the PDB topology written beside it
+    when the file is (re)started. Momenta and energies are not stored (use the state log)."""
 
     def __init__(self, path: str | os.PathLike, template: Atoms, append: bool, timestep_fs: float = 1.0):
-        self.path = Path(path)
+        super().__init__(path, append)
         if self.path.suffix.lower() not in MDTRAJ_FORMATS:
             raise ValueError(f"{self.path}: not a {' / '.join(MDTRAJ_FORMATS)} path")
         _mdtraj()  # fail now, not at the first flush
@@ -154,11 +154,6 @@ class MDTrajFile:
         self._positions: list[np.ndarray] = []
         self._steps: list[int] = []
         self._next_step = 0
-        self._append = append and self.path.exists()
-
-    @property
-    def starts_new_file(self) -> bool:
-        return not self._append
 
     def add(self, positions: np.ndarray, momenta: np.ndarray, energies: np.ndarray,
             steps: np.ndarray | None = None) -> None:
@@ -192,8 +187,6 @@ def open_trajectory(path: str | os.PathLike, template: Atoms, append: bool, time
     otherwise ASE (.traj, or extended XYZ)."""
     if Path(path).suffix.lower() in MDTRAJ_FORMATS:
         return MDTrajFile(path, template, append, timestep_fs)
-    from .reporters import TrajectoryFile
-
     return TrajectoryFile(path, template, append)
 
 

@@ -50,22 +50,17 @@ def write_frames(path: str | os.PathLike, frames: Sequence[Atoms], append: bool)
         write(str(path), list(frames), format="extxyz", append=append)
 
 
-class TrajectoryFile:
-    """Buffers frames of a running simulation and appends them on ``flush``.
+class FrameWriter:
+    """A trajectory file of a running simulation: ``add`` buffers frames, ``flush`` appends them.
 
     Flushing together with the checkpoint keeps the file and the checkpoint
     consistent: after an interrupt, the file ends exactly at the checkpoint step.
     """
 
-    def __init__(self, path: str | os.PathLike, template: Atoms, append: bool):
+    def __init__(self, path: str | os.PathLike, append: bool):
         self.path = Path(path)
         if self.path.parent and not self.path.parent.exists():
             raise FileNotFoundError(f"trajectory folder does not exist: {self.path.parent}")
-        self._numbers = template.get_atomic_numbers()
-        self._masses = template.get_masses()
-        self._cell = np.array(template.get_cell())
-        self._pbc = template.get_pbc()
-        self._pending: list[Atoms] = []
         self._append = append and self.path.exists()
 
     @property
@@ -75,7 +70,26 @@ class TrajectoryFile:
 
     def add(self, positions: np.ndarray, momenta: np.ndarray, energies: np.ndarray,
             steps: np.ndarray | None = None) -> None:
-        """Frames to write at the next flush (``steps`` is accepted for the writers' common interface)."""
+        """Frames (F, N, 3) Å, (F, N, 3), (F,) eV of trajectory steps ``steps`` to write at the next flush."""
+        raise NotImplementedError
+
+    def flush(self) -> None:
+        raise NotImplementedError
+
+
+class TrajectoryFile(FrameWriter):
+    """ASE .traj or extended-XYZ frames with momenta and the target energy."""
+
+    def __init__(self, path: str | os.PathLike, template: Atoms, append: bool):
+        super().__init__(path, append)
+        self._numbers = template.get_atomic_numbers()
+        self._masses = template.get_masses()
+        self._cell = np.array(template.get_cell())
+        self._pbc = template.get_pbc()
+        self._pending: list[Atoms] = []
+
+    def add(self, positions: np.ndarray, momenta: np.ndarray, energies: np.ndarray,
+            steps: np.ndarray | None = None) -> None:
         for x, p, e in zip(positions, momenta, energies):
             self._pending.append(frame_atoms(self._numbers, self._masses, self._cell, self._pbc, x, p, e))
 

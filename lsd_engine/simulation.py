@@ -21,7 +21,7 @@ from .kernel import maxwell_boltzmann_momenta
 from .models.base import ForceModel
 from .params import IntegratorConstants, LangevinParams
 from .formats import StateLog, open_trajectory
-from .reporters import write_summary
+from .reporters import FrameWriter, write_summary
 from .results import FrameRecorder, RunResult, StatsCounter, StepBlock
 from .rng import CounterRNG, Purpose
 
@@ -190,7 +190,7 @@ class Simulation(ABC):
         return recorder.result(stats, self.atoms.get_atomic_numbers(), self.atoms.get_masses(),
                                np.array(self.atoms.get_cell()), self.atoms.get_pbc())
 
-    def _save_outputs(self, writer: Any, checkpoint: str | os.PathLike | None, log: StateLog | None = None) -> None:
+    def _save_outputs(self, writer: FrameWriter | None, checkpoint: str | os.PathLike | None, log: StateLog | None = None) -> None:
         if writer is not None:
             writer.flush()
         if log is not None:

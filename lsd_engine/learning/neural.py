@@ -18,31 +18,16 @@ same correction bit for bit.
 from __future__ import annotations
 
 import math
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
+from ._threads import torch_single_thread
 from .base import LabelBuffer, LearnedCorrection
 from .geometry import species_pair_index
 
 __all__ = ["DescriptorSpec", "AtomicEnergyModel", "NeuralCorrection", "EnvironmentGraph", "build_graph"]
-
-
-@contextmanager
-def torch_single_thread() -> Iterator[Any]:
-    """torch with one intra-op thread inside the block (deterministic, no oversubscription)."""
-    import torch
-
-    previous = torch.get_num_threads()
-    if previous != 1:
-        torch.set_num_threads(1)
-    try:
-        yield torch
-    finally:
-        if previous != 1:
-            torch.set_num_threads(previous)
 
 
 @dataclass

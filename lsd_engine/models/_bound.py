@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import importlib
-from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any, ContextManager
 
 import numpy as np
 from ase import Atoms, units
@@ -12,6 +11,8 @@ from ase import Atoms, units
 from ..errors import LSDError
 from ..systems import system_info
 from .base import ForceModel
+from .devices import model_device
+from .threads import torch_threads
 
 #: OpenMM kJ/mol -> eV, and kJ/mol/nm -> eV/Å (ASE's CODATA constants).
 KJ_PER_MOL_IN_EV = units.kJ / units.mol
@@ -50,6 +51,8 @@ class BoundModel(ForceModel):
     #: Threads the backend may use during ``evaluate`` (None: leave the process setting alone).
     #: On a shared or small machine 1 thread is often much faster than oversubscribed cores.
     threads: int | None = None
+    #: The ``torch.device`` a torch-backed model computes on (None: not a torch model, the CPU).
+    device: Any = None
 
     def __init__(self, atoms: Atoms, name: str):
         self.name = name
@@ -78,17 +81,14 @@ class BoundModel(ForceModel):
         forces = np.asarray(forces, dtype=np.float64).reshape(pos.shape)
         return energies, forces
 
-    @contextmanager
-    def _thread_limit(self) -> Iterator[None]:
-        """Torch's intra-op thread count set to ``self.threads`` for this call only."""
-        import torch
+    def _thread_limit(self) -> ContextManager[None]:
+        """Torch's intra-op threads at ``self.threads`` during this call, shared without races with
+        other threads evaluating models (see :mod:`lsd_engine.models.threads`)."""
+        return torch_threads(int(self.threads))
 
-        previous = torch.get_num_threads()
-        torch.set_num_threads(int(self.threads))
-        try:
-            yield
-        finally:
-            torch.set_num_threads(previous)
+    def describe_device(self) -> dict[str, Any]:
+        """Where this model computes: ``{"device": "cuda:0", "device_name": "NVIDIA H200"}`` or the CPU."""
+        return model_device(self)
 
     def _evaluate(self, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover
         raise NotImplementedError

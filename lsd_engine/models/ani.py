@@ -17,6 +17,7 @@ from ase import Atoms
 
 from ..errors import LSDError
 from ._bound import HARTREE_IN_EV, BoundModel, require
+from .devices import DEFAULT_DEVICE, resolve_device
 
 INSTALL = "'torchani==2.2.4' 'setuptools<81'"
 ANI1X_ELEMENTS = ("H", "C", "N", "O")
@@ -57,37 +58,39 @@ def load_ani1x_ensemble(model_index: int | None = None):
 
 
 class ANIModel(BoundModel):
-    """ANI-1x: energies in Hartree -> eV; forces by autograd in one batched torch call."""
+    """ANI-1x: energies in Hartree -> eV; forces by autograd in one batched torch call on ``device``
+    (the batch goes to the device once and comes back once)."""
 
     batched = True
 
     def __init__(self, atoms: Atoms, model_index: int | None = None, precision: str = "float32",
-                 threads: int | None = None):
+                 threads: int | None = None, device: str = DEFAULT_DEVICE):
         name = "ani-1x" if model_index is None else f"ani-1x[{int(model_index)}]"
         super().__init__(atoms, name)
         torch = require("torch", name, "torch")
         self.threads = threads
+        self.device = resolve_device(device, name)
         if precision not in ("float32", "float64"):
             raise LSDError(f"{name}: precision must be 'float32' or 'float64', got {precision!r}")
         self.dtype = getattr(torch, precision)
-        self.model = load_ani1x_ensemble(model_index).to(self.dtype).eval()
+        self.model = load_ani1x_ensemble(model_index).to(device=self.device, dtype=self.dtype).eval()
         for p in self.model.parameters():
             p.requires_grad_(False)
         self._torch = torch
         from torchani.utils import map2central
 
         self._map2central = map2central
-        self._species = torch.as_tensor(self.numbers, dtype=torch.long)[None]
+        self._species = torch.as_tensor(self.numbers, dtype=torch.long, device=self.device)[None]
         if self.periodic:
-            self._cell = torch.as_tensor(np.asarray(atoms.cell.array), dtype=self.dtype)
-            self._pbc = torch.as_tensor(np.asarray(atoms.pbc, dtype=bool))
+            self._cell = torch.as_tensor(np.asarray(atoms.cell.array), dtype=self.dtype, device=self.device)
+            self._pbc = torch.as_tensor(np.asarray(atoms.pbc, dtype=bool), device=self.device)
         else:
             self._cell = self._pbc = None
 
     def _evaluate(self, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         torch = self._torch
         batch = positions.shape[0]
-        coords = torch.tensor(positions, dtype=self.dtype, requires_grad=True)
+        coords = torch.tensor(positions, dtype=self.dtype, device=self.device, requires_grad=True)
         species = self._species.expand(batch, -1)
         with torch.enable_grad():
             if self._cell is None:
@@ -96,12 +99,13 @@ class ANIModel(BoundModel):
                 wrapped = self._map2central(self._cell, coords, self._pbc)
                 energies = self.model((species, wrapped), cell=self._cell, pbc=self._pbc).energies
             (grad,) = torch.autograd.grad(energies.sum(), coords)
-        e = energies.detach().to(torch.float64).numpy() * HARTREE_IN_EV
-        f = -grad.to(torch.float64).numpy() * HARTREE_IN_EV
+        e = energies.detach().to(torch.float64).cpu().numpy() * HARTREE_IN_EV
+        f = -grad.to(torch.float64).cpu().numpy() * HARTREE_IN_EV
         return e, f
 
 
 def make_ani1x(atoms: Atoms, **options: Any) -> ANIModel:
     """Options: ``precision`` ("float32" default, ~1.5x faster, or "float64"),
-    ``model_index`` (one network of the ensemble, e.g. a cheaper draft), ``threads``."""
+    ``model_index`` (one network of the ensemble, e.g. a cheaper draft), ``threads``,
+    ``device`` ("auto" default: CUDA when available, else CPU; "cpu", "cuda", "cuda:N")."""
     return ANIModel(atoms, **options)

@@ -14,6 +14,7 @@ from ase import Atoms
 
 from ..errors import LSDError
 from ._bound import BoundModel, require
+from .devices import DEFAULT_DEVICE, resolve_device
 
 SEVENN_INSTALL = "sevenn"
 CHGNET_INSTALL = "chgnet"
@@ -31,9 +32,11 @@ class SevenNetModel(BoundModel):
 
     batched = True
 
-    def __init__(self, atoms: Atoms, model: str = "7net-0", modal: str | None = None, threads: int | None = None):
+    def __init__(self, atoms: Atoms, model: str = "7net-0", modal: str | None = None, threads: int | None = None,
+                 device: str = DEFAULT_DEVICE):
         name = "sevennet-0" if model == "7net-0" else f"sevennet:{model}"
         super().__init__(atoms, name)
+        self.device = resolve_device(device, name)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             calculator_mod = require("sevenn.calculator", name, SEVENN_INSTALL)
@@ -43,7 +46,7 @@ class SevenNetModel(BoundModel):
             from torch_geometric.data import Batch
         self.threads = threads
         try:
-            calc = calculator_mod.SevenNetCalculator(model, device="cpu", modal=modal)
+            calc = calculator_mod.SevenNetCalculator(model, device=self.device, modal=modal)
         except Exception as exc:  # unknown name / a checkpoint that is not bundled (would download)
             raise LSDError(f"{name}: cannot load SevenNet model {model!r}: {exc}. The bundled, offline models are "
                            "'7net-0' and '7net-l3i5'; other names download weights at first use.") from exc
@@ -72,31 +75,34 @@ class SevenNetModel(BoundModel):
             if self.modal:
                 data[keys.DATA_MODALITY] = self.modal
             graphs.append(data)
-        out = self.model(self._batch.from_data_list(graphs))
-        energies = out[keys.PRED_TOTAL_ENERGY].detach().double().numpy()
-        forces = out[keys.PRED_FORCE].detach().double().numpy()
+        out = self.model(self._batch.from_data_list(graphs).to(self.device))
+        energies = out[keys.PRED_TOTAL_ENERGY].detach().double().cpu().numpy()
+        forces = out[keys.PRED_FORCE].detach().double().cpu().numpy()
         return energies, forces.reshape(positions.shape)
 
 
 class CHGNetModel(BoundModel):
-    """CHGNet (bundled weights, default version 0.3.0) with ``predict_graph`` on the whole batch."""
+    """CHGNet (bundled weights, default version 0.3.0): the whole batch in one forward pass on ``device``."""
 
     batched = True
 
-    def __init__(self, atoms: Atoms, version: str = "0.3.0", threads: int | None = None):
+    def __init__(self, atoms: Atoms, version: str = "0.3.0", threads: int | None = None,
+                 device: str = DEFAULT_DEVICE):
         name = "chgnet"
         super().__init__(atoms, name)
+        self.device = resolve_device(device, name)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             chgnet_model = require("chgnet.model", name, CHGNET_INSTALL)
             from pymatgen.io.ase import AseAtomsAdaptor
         self.threads = threads
         try:
-            self.model = chgnet_model.CHGNet.load(model_name=version, use_device="cpu", verbose=False)
+            self.model = chgnet_model.CHGNet.load(model_name=version, use_device=str(self.device), verbose=False)
         except Exception as exc:
             raise LSDError(f"chgnet: cannot load bundled weights {version!r}: {exc}") from exc
         self.model.eval()
         self._adaptor = AseAtomsAdaptor
+        self._torch = require("torch", name, "torch")
         self._work = self.atoms.copy()
         self._extensive = len(atoms) if self.model.is_intensive else 1
 
@@ -106,19 +112,19 @@ class CHGNetModel(BoundModel):
         for b in range(positions.shape[0]):
             work.positions = positions[b]
             graphs.append(self.model.graph_converter(self._adaptor.get_structure(work)))
-        preds = self.model.predict_graph(graphs, task="ef", batch_size=len(graphs))
-        if isinstance(preds, dict):
-            preds = [preds]
-        energies = np.array([float(p["e"]) for p in preds]) * self._extensive
-        forces = np.stack([np.asarray(p["f"], dtype=np.float64) for p in preds])
-        return energies, forces
+        self.model.eval()
+        pred = self.model([g.to(self.device) for g in graphs], task="ef")  # what predict_graph does, one copy back
+        energies = pred["e"].detach().double().cpu().numpy().reshape(len(graphs)) * self._extensive
+        forces = self._torch.cat(list(pred["f"])).detach().double().cpu().numpy()
+        return energies, forces.reshape(positions.shape)
 
 
 def make_sevennet(atoms: Atoms, **options: Any) -> SevenNetModel:
-    """Options: ``model`` (bundled '7net-0' default, or '7net-l3i5'), ``modal``, ``threads``."""
+    """Options: ``model`` (bundled '7net-0' default, or '7net-l3i5'), ``modal``, ``threads``,
+    ``device`` ("auto" default: CUDA when available, else CPU; "cpu", "cuda", "cuda:N")."""
     return SevenNetModel(atoms, **options)
 
 
 def make_chgnet(atoms: Atoms, **options: Any) -> CHGNetModel:
-    """Options: ``version`` (bundled '0.3.0' default), ``threads``."""
+    """Options: ``version`` (bundled '0.3.0' default), ``threads``, ``device`` ("auto", "cpu", "cuda", "cuda:N")."""
     return CHGNetModel(atoms, **options)

@@ -6,7 +6,9 @@ Loads a ``MLIPPredictUnit`` with ``fairchem.core.calculate.pretrained_mlip.get_p
 evaluates a batch of configurations in one ``predict`` call through fairchem's
 ``AtomicData`` batching, exactly as ``FAIRChemCalculator`` builds its input. On CPU
 the model is never compiled (``compile=False``: compiling costs ~100 s and
-recompiles whenever the edge count changes). Energies and forces are eV and eV/Å.
+recompiles whenever the edge count changes); on a GPU (``device`` "auto" when CUDA
+is available, or "cuda") it is compiled, so the first calls of each batch size are
+slow: time it after a warm-up. Energies and forces are eV and eV/Å.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from ase import Atoms
 from ..errors import LSDError
 from ..systems import system_info
 from ._bound import BoundModel, require
+from .devices import DEFAULT_DEVICE, resolve_device
 
 INSTALL = "fairchem-core"
 DEFAULT_MODEL = "uma-s-1p1"
@@ -78,10 +81,16 @@ class UMAModel(BoundModel):
     batched = True
 
     def __init__(self, atoms: Atoms, checkpoint: str = DEFAULT_MODEL, task: str | None = None,
-                 charge: int | None = None, spin: int | None = None, device: str = "cpu",
+                 charge: int | None = None, spin: int | None = None, device: str = DEFAULT_DEVICE,
                  inference_settings: Any = None, threads: int | None = None, precision: str = "float32"):
         super().__init__(atoms, f"uma:{checkpoint}")
         torch = require("torch", self.name, "torch")
+        self.device = resolve_device(device, self.name)
+        if self.device.type == "cuda" and self.device.index != torch.cuda.current_device():
+            raise LSDError(f"{self.name}: fairchem places its model on the current GPU (cuda:"
+                           f"{torch.cuda.current_device()}), not {self.device}; choose the GPU with "
+                           "CUDA_VISIBLE_DEVICES and device='cuda'")
+        device = self.device.type  # fairchem takes "cpu" or "cuda"
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             require("fairchem.core", self.name, INSTALL)
@@ -145,7 +154,7 @@ class UMAModel(BoundModel):
 
 def make_uma(atoms: Atoms, _argument: str | None = None, checkpoint: str | None = None, **options: Any) -> UMAModel:
     """``uma:<name or path>``. Options: ``task`` (default omol for molecules, omat when periodic),
-    ``charge`` and ``spin`` (default from the system, 0 and 1), ``device`` ("cpu"),
+    ``charge`` and ``spin`` (default from the system, 0 and 1), ``device`` ("auto": CUDA when available),
     ``inference_settings`` (a fairchem ``InferenceSettings``), ``precision``, ``threads``."""
     return UMAModel(atoms, checkpoint=checkpoint or _argument or DEFAULT_MODEL, **options)
 

@@ -16,6 +16,7 @@ from ase import Atoms, units
 from ..errors import LSDError
 from ..systems import system_info
 from ._bound import BOHR_IN_A, HARTREE_IN_EV, HARTREE_PER_BOHR_IN_EV_PER_A, BoundModel, require
+from .devices import DEFAULT_DEVICE, resolve_device
 
 TBLITE_INSTALL = "tblite"
 DXTB_INSTALL = "'dxtb[libcint]'"
@@ -119,15 +120,18 @@ def make_gfn2_xtb(atoms: Atoms, **options: Any) -> TBLiteModel:
 
 
 class DXTBModel(BoundModel):
-    """GFN1-/GFN2-xTB in PyTorch (dxtb): a batch of conformers in one SCF call, forces by autograd."""
+    """GFN1-/GFN2-xTB in PyTorch (dxtb): a batch of conformers in one SCF call on ``device``, forces by
+    autograd (positions go to the device once per batch, results come back once)."""
 
     batched = True
 
     def __init__(self, atoms: Atoms, method: str = "gfn1", charge: int | None = None, spin: int | None = None,
-                 precision: str = "float64", threads: int | None = None, name: str | None = None):
+                 precision: str = "float64", threads: int | None = None, name: str | None = None,
+                 device: str = DEFAULT_DEVICE):
         name = name or f"{method}-xtb-batched"
         super().__init__(atoms, name)
         torch = require("torch", name, "torch")
+        self.device = resolve_device(device, name)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             self._dxtb = require("dxtb", name, DXTB_INSTALL)
@@ -147,13 +151,13 @@ class DXTBModel(BoundModel):
         calc = self._calculators.get(batch)
         if calc is None:
             torch = self._torch
-            numbers = torch.as_tensor(self.numbers, dtype=torch.long)
+            numbers = torch.as_tensor(self.numbers, dtype=torch.long, device=self.device)
             if batch > 1:
                 numbers = numbers[None].expand(batch, -1).contiguous()
             cls = (self._dxtb.calculators.GFN2Calculator if self.method == "gfn2"
                    else self._dxtb.calculators.GFN1Calculator)
             opts = {"verbosity": 0, "batch_mode": 2 if batch > 1 else 0, "cache_enabled": False}
-            calc = cls(numbers, opts=opts, dtype=self.dtype)
+            calc = cls(numbers, opts=opts, dtype=self.dtype, device=self.device)
             self._calculators[batch] = calc
         return calc
 
@@ -162,19 +166,20 @@ class DXTBModel(BoundModel):
         batch = positions.shape[0]
         calc = self._calculator(batch)
         calc.reset()  # dxtb keeps results keyed on the inputs; stale autograd graphs give wrong forces
-        pos = torch.tensor(positions / BOHR_IN_A, dtype=self.dtype)
+        on = {"dtype": self.dtype, "device": self.device}
+        pos = torch.tensor(positions / BOHR_IN_A, **on)
         if batch == 1:
             pos = pos[0]
-            chrg = torch.tensor(float(self.charge), dtype=self.dtype)
+            chrg = torch.tensor(float(self.charge), **on)
             spin = self.spin - 1 if self.spin != 1 else None
         else:
-            chrg = torch.full((batch,), float(self.charge), dtype=self.dtype)
-            spin = torch.full((batch,), float(self.spin - 1), dtype=self.dtype) if self.spin != 1 else None
+            chrg = torch.full((batch,), float(self.charge), **on)
+            spin = torch.full((batch,), float(self.spin - 1), **on) if self.spin != 1 else None
         pos.requires_grad_(True)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             energy = calc.get_energy(pos, chrg=chrg, spin=spin)
             (grad,) = torch.autograd.grad(energy.sum(), pos)
-        e = energy.detach().to(torch.float64).numpy().reshape(batch)
-        g = grad.to(torch.float64).numpy().reshape(batch, self.n_atoms, 3)
+        e = energy.detach().to(torch.float64).cpu().numpy().reshape(batch)
+        g = grad.to(torch.float64).cpu().numpy().reshape(batch, self.n_atoms, 3)
         return e * HARTREE_IN_EV, -g * HARTREE_PER_BOHR_IN_EV_PER_A
