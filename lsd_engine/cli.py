@@ -61,6 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--output", help="output folder (default lsd-run)")
     run.add_argument("--stride", type=int, help="keep every n-th step in the trajectory")
     run.add_argument("--checkpoint-every", type=int, default=1000, help="steps between checkpoints")
+    run.add_argument("--format", choices=TRAJECTORY_FORMATS, default=None,
+                     help="trajectory format: OUTPUT/trajectory.FORMAT (default traj; dcd/xtc through MDTraj with "
+                          "trajectory.pdb beside it; --resume keeps the run's); OUTPUT/state.csv logs the state")
     again = run.add_mutually_exclusive_group()
     again.add_argument("--resume", action="store_true",
                        help="continue the run in OUTPUT from its checkpoint.npz with the settings saved there "
@@ -113,7 +116,9 @@ _SETTING_KEYS = ("system", "draft", "target", "timestep_fs", "temperature_K", "f
                  "error_correction", "draft_learning", "adaptive_lookahead", "min_lookahead", "hydrogen_mass_amu",
                  "executor", "workers", "scheduler_address", "mode", "steps", "seed", "output", "stride")
 #: Files `lsd run` writes into its output folder (what --overwrite replaces).
-RUN_FILES = ("trajectory.traj", "checkpoint.npz", "checkpoint.npz.tmp.npz", "summary.json", "config.json",
+TRAJECTORY_FORMATS = ("traj", "xyz", "dcd", "xtc")
+RUN_FILES = ("trajectory.traj", "trajectory.xyz", "trajectory.dcd", "trajectory.xtc", "trajectory.pdb", "state.csv",
+             "checkpoint.npz", "checkpoint.npz.tmp.npz", "summary.json", "config.json",
              "labels.npz")
 #: Settings a --resume may change: how the rest of the run is computed or how long it is, not what it computes.
 RESUMABLE_SETTINGS = frozenset({"steps", "output", "executor", "workers", "scheduler_address"})
@@ -243,10 +248,12 @@ def command_run(args: argparse.Namespace) -> int:
             print(f"--overwrite: replaced {', '.join(p.name for p in stale)} in {output}")
         sampler.run_config = config.to_dict()  # saved in every checkpoint: --resume needs no other flags
         (output / "config.json").write_text(json.dumps(config.to_dict(), indent=2))
+        existing = [f for f in TRAJECTORY_FORMATS if args.resume and (output / f"trajectory.{f}").exists()]
+        fmt = args.format or (existing[0] if existing else "traj")
         try:
-            result = sampler.run(remaining, stride=config.stride, trajectory=output / "trajectory.traj",
+            result = sampler.run(remaining, stride=config.stride, trajectory=output / f"trajectory.{fmt}",
                                  append=args.resume, checkpoint=checkpoint, checkpoint_every=args.checkpoint_every,
-                                 summary=output / "summary.json", progress=True)
+                                 summary=output / "summary.json", progress=True, state_log=output / "state.csv")
         except KeyboardInterrupt:
             print(f"\ninterrupted at step {sampler.step}; trajectory and checkpoint are in {output}. "
                   f"Continue with: lsd run --resume --output {output}", file=sys.stderr)
@@ -259,7 +266,8 @@ def command_run(args: argparse.Namespace) -> int:
             executor.close()
     s = result.stats
     print(f"done: {sampler.step} steps, acceptance {s.acceptance_rate:.3f}, {s.steps_per_round:.2f} steps per "
-          f"target call, {s.steps_per_s:.1f} steps/s; wrote {output}/trajectory.traj, summary.json, checkpoint.npz")
+          f"target call, {s.steps_per_s:.1f} steps/s; wrote {output}/trajectory.{fmt}, state.csv, summary.json, "
+          "checkpoint.npz")
     if sampler.lookahead_policy is not None:
         print("lookahead K used: " + ", ".join(f"K={k}: {n} rounds" for k, n in enumerate(s.rounds_by_lookahead) if n))
     correction = sampler.draft_correction

@@ -190,7 +190,8 @@ class Simulation(ABC):
         return recorder.result(stats, self.atoms.get_atomic_numbers(), self.atoms.get_masses(),
                                np.array(self.atoms.get_cell()), self.atoms.get_pbc())
 
-    def _save_outputs(self, writer: FrameWriter | None, checkpoint: str | os.PathLike | None, log: StateLog | None = None) -> None:
+    def _save_outputs(self, writer: FrameWriter | None, checkpoint: str | os.PathLike | None,
+                      log: StateLog | None = None) -> None:
         if writer is not None:
             writer.flush()
         if log is not None:
