@@ -8,7 +8,7 @@ dependency tree for the same two writers). Neither library appends to a DCD or X
 resumed run needs; here an append writes the new frames to a temporary file with MDTraj and adds their
 bytes to the existing file: XTC is a plain sequence of self-contained frames, and a DCD's header frame
 count is updated in place, as MDTraj's own DCD writer does after every frame. Files written this way
-read back with MDTraj (tested), MDAnalysis, VMD and GROMACS tools.
+read back with MDTraj (tested); they are the standard formats that MDAnalysis, VMD and GROMACS read.
 
 Units: DCD and PDB in Å, XTC in nm (XTC stores 3 decimals, i.e. 0.01 Å). The topology PDB beside a
 trajectory (same name, ``.pdb``) holds the first frame; it is the system's own PDB topology (residues
