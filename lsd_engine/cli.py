@@ -200,12 +200,37 @@ def _resume_config(output: Path, given: dict[str, Any]) -> RunConfig:
         raise ConfigError(f"{source}: {exc}") from None
     config = RunConfig.from_mapping({**saved, **given, "output": str(output)})
     differ = [f"{key} {_show(getattr(config, key))} != {_show(getattr(recorded, key))}"
-              for key in _SETTING_KEYS if key in given and key not in RESUMABLE_SETTINGS
-              and getattr(config, key) != getattr(recorded, key)]
+              for key in (*_SETTING_KEYS, "draft_options", "target_options") if key in given
+              and key not in RESUMABLE_SETTINGS and getattr(config, key) != getattr(recorded, key)]
     if differ:
         raise ConfigError(f"--resume: settings differ from the checkpoint's: {', '.join(differ)} (leave them out "
                           "to continue the run as it was, or start a new run in another --output)")
+    for role in ("draft", "target"):
+        _check_saved_model(role, config, given, source)
     return config
+
+
+def _check_saved_model(role: str, config: RunConfig, given: dict[str, Any], source: str) -> None:
+    """A model named only by a file (checkpoint, config.json) must be one untrusted input may choose.
+
+    ``ase:<class>`` (ASE calculators may run a ``command=``), ``uma:<path>`` (torch
+    checkpoints unpickle) and options off the allowlist are used only when the user
+    gives them again (flag or --config): a run folder from elsewhere cannot run code.
+    """
+    from .models.options import UnsafeOptionError, check_safe_options
+
+    name, options = getattr(config, role), getattr(config, f"{role}_options")
+    if role in given and (not options or f"{role}_options" in given):
+        return  # typed by the user
+    try:
+        if name.startswith("distilled:") and not options:
+            return  # the distilled file itself is checked as data when it is loaded
+        check_safe_options(name, options)
+    except UnsafeOptionError:
+        again = f"--{role} {name!r}" + (f" and {role}_options in --config" if options else "")
+        raise ConfigError(f"--resume: {source} names {role} {name!r}" + (f" with options {options}" if options else "")
+                          + f", which is not a plain registry model; give {again} again to confirm you trust it"
+                          ) from None
 
 
 def command_run(args: argparse.Namespace) -> int:
