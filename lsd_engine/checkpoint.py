@@ -121,5 +121,14 @@ def _check_state(path: Path, state: CheckpointState) -> None:
     for name in ("params", "options", "sampler_state"):
         if not isinstance(getattr(state, name), dict):
             raise CheckpointError(f"{path}: checkpoint field '{name}' must be a JSON object")
+    from dataclasses import fields
+
+    from .params import LangevinParams
+
+    names = {f.name for f in fields(LangevinParams)}
+    if set(state.params) != names or not all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                             for v in state.params.values()):
+        raise CheckpointError(f"{path}: checkpoint field 'params' must hold the numbers {', '.join(sorted(names))}; "
+                              f"got {state.params}")
     if state.run_config is not None and not isinstance(state.run_config, dict):
         raise CheckpointError(f"{path}: checkpoint field 'run_config' must be a JSON object")

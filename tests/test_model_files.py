@@ -169,11 +169,15 @@ def test_malformed_label_and_checkpoint_arrays_are_refused(tmp_path):
         arrays = {k: data[k] for k in data.files}
     from lsd_engine.checkpoint import load_checkpoint
 
-    for name, value in [("positions", np.zeros((7, 3))), ("momenta", np.array(["x"])), ("meta", np.array("[1]"))]:
+    meta = json.loads(str(arrays["meta"]))
+    crafted_params = np.array(json.dumps({**meta, "params": {"timestep_fs": 1.0, "command": "id"}}))
+    for name, value in [("positions", np.zeros((7, 3))), ("momenta", np.array(["x"])), ("meta", np.array("[1]")),
+                        ("meta", crafted_params)]:
         np.savez(tmp_path / "bad.npz", **{**arrays, name: value})
         with pytest.raises(CheckpointError) as error:
             load_checkpoint(tmp_path / "bad.npz")
-        assert str(tmp_path / "bad.npz") in str(error.value) and (name in str(error.value) or "header" in str(error.value))
+        message = str(error.value)
+        assert str(tmp_path / "bad.npz") in message and (name in message or "header" in message or "params" in message)
 
 
 def _toy_sampler():
