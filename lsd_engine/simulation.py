@@ -9,8 +9,9 @@ from __future__ import annotations
 import os
 import time
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 from ase import Atoms
@@ -22,7 +23,7 @@ from .models.base import ForceModel
 from .params import IntegratorConstants, LangevinParams
 from .formats import StateLog, open_trajectory
 from .reporters import FrameWriter, write_summary
-from .results import FrameRecorder, RunResult, StatsCounter, StepBlock
+from .results import FrameRecorder, RunResult, RunStats, StatsCounter, StepBlock
 from .rng import CounterRNG, Purpose
 
 DEFAULT_CHECKPOINT_EVERY = 1000
@@ -37,6 +38,23 @@ def _check_model(model: Any, role: str, n_atoms: int) -> ForceModel:
         raise ValueError(f"{role} model {getattr(model, 'name', model)!r} is bound to {expected} atoms, "
                          f"but the system has {n_atoms}")
     return model
+
+
+@dataclass
+class Observer:
+    """A function attached to a simulation: called at the end of the first round reaching each
+    multiple of ``interval`` steps."""
+
+    function: Callable[..., Any]
+    interval: int
+    args: tuple
+    kwargs: dict
+    next_step: int
+
+    def notify(self, step: int) -> None:
+        if step >= self.next_step:
+            self.next_step = (step // self.interval + 1) * self.interval
+            self.function(*self.args, **self.kwargs)
 
 
 class Simulation(ABC):
@@ -69,6 +87,9 @@ class Simulation(ABC):
             noise = self.rng.normal(0, (self.n_atoms, 3), Purpose.INITIAL_MOMENTA)
             self.momenta = maxwell_boltzmann_momenta(noise, self.constants)
         self.energy: float | None = None  # target energy at the last force-evaluation point
+        self.observers: list[Observer] = []
+        self.live_block: StepBlock | None = None  # the states the last round produced (during run())
+        self.live_stats: RunStats | None = None  # the running counts of the current run() call
         self.run_config: dict[str, Any] | None = None  # settings saved with each checkpoint (the CLI's RunConfig)
 
     # -- to implement -------------------------------------------------------
@@ -105,6 +126,22 @@ class Simulation(ABC):
         return 0
 
     # -- running ------------------------------------------------------------
+    def attach(self, function: Callable[..., Any], interval: int = 1, *args: Any, **kwargs: Any) -> Observer:
+        """Call ``function(*args, **kwargs)`` during ``run`` whenever a round (a plain MD step for
+        ``LangevinMD``) ends at or past the next multiple of ``interval`` steps (ASE's ``attach``).
+
+        Reporting never cuts a round, so it never costs a target call: the function sees the state
+        at that round end, ``self.step`` (at or past the multiple), ``self.positions``,
+        ``self.momenta``, ``self.energy``, ``self.live_block`` (every state the round produced, in
+        order, with their kinds) and ``self.live_stats`` (the current run's counts so far).
+        """
+        if not callable(function):
+            raise TypeError(f"attach needs a callable, got {type(function).__name__}")
+        interval = _positive_int(interval, "interval")
+        observer = Observer(function, interval, args, kwargs, (self.step // interval + 1) * interval)
+        self.observers.append(observer)
+        return observer
+
     def run(self, n_steps: int, *, stride: int = 1, trajectory: str | os.PathLike | None = None,
             append: bool = False, checkpoint: str | os.PathLike | None = None,
             checkpoint_every: int = DEFAULT_CHECKPOINT_EVERY, summary: str | os.PathLike | None = None,
@@ -128,6 +165,7 @@ class Simulation(ABC):
             if path is not None and not Path(path).resolve().parent.is_dir():
                 raise FileNotFoundError(f"output folder does not exist: {Path(path).resolve().parent}")
         counter = StatsCounter(self._lookahead())
+        self.live_stats = counter.stats
         start_time = time.perf_counter()
         start_step = self.step
         end_step = start_step + n_steps
@@ -154,6 +192,9 @@ class Simulation(ABC):
                 self.momenta = block.momenta[-1]
                 self.energy = float(block.energies[-1])
                 self.step += len(block.energies)
+                self.live_block = block
+                for observer in self.observers:
+                    observer.notify(self.step)
                 if writer is not None and kept is not None:
                     writer.add(kept[1].positions, kept[1].momenta, kept[1].energies, steps=kept[0])
                 if log is not None and kept is not None:
