@@ -175,6 +175,8 @@ class Dashboard(pn.viewable.Viewer):
         self.upload_note = pn.pane.Alert("", alert_type="info", visible=False, sizing_mode="stretch_width",
                                          css_classes=["lsd-upload-note"])
         self.background_list = pn.Column(sizing_mode="stretch_width", css_classes=["lsd-background"])
+        self.url_note = pn.pane.Alert("", alert_type="warning", visible=False, sizing_mode="stretch_width",
+                                      css_classes=["lsd-url-note"])
         self._background_shown: tuple = ()
         self.buttons = {
             "start": pn.widgets.Button(label="Start", color="success", css_classes=["lsd-start"]),
@@ -217,7 +219,7 @@ class Dashboard(pn.viewable.Viewer):
         integer = pn.widgets.IntInput.from_param
         return [
             pn.Row(*self.buttons.values(), sizing_mode="stretch_width"),
-            status, error, self.background_list,
+            status, error, self.url_note, self.background_list,
             pn.Card(
                 pn.widgets.Select.from_param(p.system, name="System", css_classes=["lsd-system"]),
                 pn.pane.Markdown(f"or upload a structure ({', '.join(UPLOAD_SUFFIXES)}; at most "
@@ -345,6 +347,11 @@ class Dashboard(pn.viewable.Viewer):
         self.controller.param.update(structure_path=str(path), system=choices.UPLOADED)
         self._upload_said(f"Using {path.name}: {report['n_atoms']} atoms ({report['formula']}).", "success")
 
+    def show_url_messages(self, messages: list[str]) -> None:
+        """Say which URL settings were not used (kept on the page while the run goes)."""
+        text = "**URL settings not used**\n" + "\n".join(f"- {m}" for m in messages) if messages else ""
+        self.url_note.param.update(object=text, visible=bool(messages))
+
     def _upload_said(self, text: str, kind: str) -> None:
         self.upload_note.param.update(object=text, alert_type=kind, visible=bool(text))
 
@@ -419,8 +426,7 @@ def serve_page(policy: ServerPolicy | None = None) -> pn.template.BaseTemplate:
     controller = RunController(policy=policy)
     messages = apply_query_args(controller, pn.state.session_args or {})
     dashboard = Dashboard(controller)
-    if messages:
-        controller.message = "; ".join(messages)
+    dashboard.show_url_messages(messages)
     if pn.state.curdoc is not None and pn.state.curdoc.session_context is not None:
         pn.state.on_session_destroyed(lambda context: dashboard.session_closed())
     if "autostart" in (pn.state.session_args or {}):

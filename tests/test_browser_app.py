@@ -274,3 +274,74 @@ def test_draft_learning_and_adaptive_k_show_their_live_effect(server, browser):
     page.locator(".lsd-stop button").first.click()
     page.locator(".lsd-status").filter(has_text="Status: stopped").first.wait_for(timeout=30_000)
     watch.finish()
+
+
+# -- hostile input against the served page ----------------------------------------------------------
+
+def _get(url: str, headers: dict | None = None) -> tuple[float, str]:
+    """(seconds, body) of one plain HTTP GET."""
+    import urllib.request
+
+    started = time.perf_counter()
+    with urllib.request.urlopen(urllib.request.Request(url, headers=headers or {}), timeout=30) as response:
+        body = response.read().decode(errors="replace")
+    return time.perf_counter() - started, body
+
+
+def test_a_hostile_url_runs_no_code_and_says_why(server, browser, tmp_path):
+    marker = tmp_path / "pwned"
+    hostile = {"draft": "ase:os.system", "draft_options": f"command='touch {marker}'",
+               "target": "ase:subprocess.call", "target_options": f"args='touch {marker}', shell=True",
+               "system": "/etc/passwd", "structure_path": "/etc/passwd", "output_dir": "/",
+               "scheduler_address": "tcp://203.0.113.7:8786", "n_workers": "1024", "n_steps": "1000000000000",
+               "keep_running": "1", "autostart": "1"}
+    watch = PageWatch(browser)
+    page = watch.page
+    page.goto(f"{server}?{urlencode(hostile)}")
+    note = page.locator(".lsd-url-note").filter(has_text="not one of the choices offered").first
+    note.wait_for(timeout=60_000)
+    for name in ("structure_path", "output_dir", "scheduler_address"):  # each refusal is said in the page
+        page.locator(".lsd-url-note").filter(has_text=f"ignored URL setting '{name}'").first.wait_for(timeout=5000)
+    # autostart tried the allowed settings only, and the server's step limit refused the URL's step count
+    page.locator(".lsd-error").filter(has_text="max_steps").first.wait_for(timeout=60_000)
+    page.locator(".lsd-status").filter(has_text="Status: error").first.wait_for(timeout=10_000)
+    assert _select_value(page, ".lsd-draft") == "amber14" and _select_value(page, ".lsd-target") == "ani-1x"
+    page.screenshot(path=str(ARTIFACTS / "dashboard-hostile-url.png"), full_page=True)
+    assert not marker.exists()
+    watch.finish()
+
+
+def test_sessions_through_a_proxy_or_from_other_hosts_are_refused(server):
+    _, body = _get(server, {"X-Forwarded-For": "203.0.113.9"})
+    assert "<title>LSD — not served</title>" in body  # the page's content arrives over the websocket
+    _, body = _get(server)
+    assert "<title>LSD — Langevin Speculative Dynamics</title>" in body
+
+
+def test_hostile_uploads_are_refused_while_the_server_keeps_answering(server, browser, tmp_path):
+    watch = PageWatch(browser)
+    page = watch.page
+    page.goto(server)
+    page.locator(".lsd-start button").first.wait_for(timeout=60_000)
+    upload = page.locator("input[type=file]").first  # FilePond's input, inside the upload widget
+    note = page.locator(".lsd-upload-note").first
+    huge_header = tmp_path / "huge.xyz"
+    huge_header.write_bytes(b"999999999999\n\nH 0 0 0\n")
+    upload.set_input_files(str(huge_header))
+    note.filter(has_text="at most 5000").wait_for(timeout=30_000)
+    watch.mark("huge header refused")
+    # an 8 MB PDB that passes the quick checks: parsed in a child process while the server answers
+    padding = tmp_path / "padded.pdb"
+    pdb = (ROOT / "lsd_engine" / "data" / "alanine_dipeptide.pdb").read_text()
+    padding.write_text("REMARK " + "x" * 72 + "\n" * 1 + ("REMARK " + "x" * 72 + "\n") * 100_000 + pdb)
+    upload.set_input_files(str(padding))
+    latencies = []
+    deadline = time.time() + 8
+    while time.time() < deadline and not page.locator(".lsd-upload-note").filter(has_text="Using").count():
+        latencies.append(_get(server)[0])
+    watch.mark(f"GET latencies during the upload: {[round(t, 2) for t in latencies]}")
+    assert latencies and max(latencies) < 2.0, latencies
+    note.filter(has_text="Using padded.pdb: 22 atoms").wait_for(timeout=60_000)
+    assert _select_value(page, ".lsd-system") == "uploaded file"
+    page.screenshot(path=str(ARTIFACTS / "dashboard-upload.png"), full_page=True)
+    watch.finish()
