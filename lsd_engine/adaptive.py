@@ -1,4 +1,4 @@
-"""Adaptive lookahead: choose K each round to maximise expected steps per second (DESIGN §2.4).
+"""Adaptive lookahead: choose K each round to maximise expected steps per second (docs/theory.md §7).
 
 ``AdaptiveLookahead`` keeps a running estimate of the acceptance at each draft depth
 from finished rounds (verified / accepted counts, exponentially forgotten so that it

@@ -177,7 +177,7 @@ def _summarise(config: RunConfig, sampler, stats_list, md_stats, draft, target, 
     # E_K and the synchronous cost model, averaged over the K the rounds used (one K unless adaptive)
     expected, predicted = theory.mixed_lookahead(acceptance_by_depth, rounds_of, costs["draft_step_s"],
                                                  costs["target_batch_s"], costs["overhead_s"])
-    if config.mode == "async":  # streaming: the bound of DESIGN §2.4 with N_T workers, T_t(1) per state
+    if config.mode == "async":  # streaming: the bound of docs/theory.md §10.3 with N_T workers, T_t(1) per state
         workers = getattr(executor, "capacity", 1) if executor is not None else 1
         predicted = float(theory.asynchronous_speedup(1.0 - acceptance, costs["draft_step_s"],
                                                       costs["target_batch_s"][1], workers))

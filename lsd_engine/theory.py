@@ -1,4 +1,4 @@
-"""Acceptance and speedup theory of Langevin speculative sampling (DESIGN §2.2-2.5, §6).
+"""Acceptance and speedup theory of Langevin speculative sampling (docs/theory.md §3, §10-11).
 
 Units are ASE (Å, eV, amu) inside; public parameters carry their unit in the name.
 The pieces, from the bottom up:
@@ -41,7 +41,7 @@ _BURN_IN_FRACTION = 0.2  # default share of calibration steps skipped before sam
 
 
 # --------------------------------------------------------------------------------------
-# Per-step acceptance from a force difference (DESIGN §2.2, §2.5)
+# Per-step acceptance from a force difference (docs/theory.md §3, §10.4)
 # --------------------------------------------------------------------------------------
 
 def whitened_force_difference(force_difference: ArrayLike, masses_amu: ArrayLike,
@@ -137,7 +137,7 @@ def acceptance_without_correction(residuals: ArrayLike, masses_amu: ArrayLike,
 def acceptance_by_reference_age(residuals: ArrayLike, masses_amu: ArrayLike, params: LangevinParams,
                                 max_age: int) -> AcceptanceEstimate:
     """a_k = mean_t erfc(|δ(r_{t+k} - r_t)|/√8) for k = 1..max_age: acceptance with EC whose
-    reference state is k steps older than the drafted one (the DESIGN §6 estimator).
+    reference state is k steps older than the drafted one (the estimator of docs/theory.md §11).
 
     residuals: F_target - F_draft in eV/Å along consecutive states (the half-step positions
     of an MD run), shape (…, T, N, 3); pairs are taken within each block of T states.
@@ -154,7 +154,7 @@ def acceptance_by_reference_age(residuals: ArrayLike, masses_amu: ArrayLike, par
 
 
 # --------------------------------------------------------------------------------------
-# Steps per round and speedup (DESIGN §2.4)
+# Steps per round and speedup (docs/theory.md §10.1-10.2)
 # --------------------------------------------------------------------------------------
 
 def _acceptance_array(acceptance_by_depth: ArrayLike, lookahead: int | None) -> np.ndarray:
@@ -292,7 +292,7 @@ def optimal_lookahead(acceptance_by_depth: ArrayLike, draft_step_s: float, targe
 
 def asynchronous_speedup(rejection_rate: ArrayLike, draft_step_s: float, target_step_s: float,
                          n_target_workers: int | None = None) -> np.ndarray:
-    """Speedup of asynchronous streaming (DESIGN §2.4) for a mean per-step rejection rate β̄.
+    """Speedup of asynchronous streaming (docs/theory.md §10.3) for a mean per-step rejection rate β̄.
 
     Model: the draft emits one step every T_d and sends its half-step position to a free
     target worker (N_T workers, T_t per single-state call); results are verified in order
@@ -330,7 +330,7 @@ def asynchronous_speedup(rejection_rate: ArrayLike, draft_step_s: float, target_
 
 
 # --------------------------------------------------------------------------------------
-# Scaling laws (DESIGN §2.5)
+# Scaling laws (docs/theory.md §10.4)
 # --------------------------------------------------------------------------------------
 
 def small_friction_delta_norm(n_atoms: ArrayLike, temperature_K: ArrayLike, timestep_fs: ArrayLike,
