@@ -115,6 +115,8 @@ def test_own_cluster_of_n_workers_gives_the_in_process_trajectory(in_process, n_
             _assert_same(_run(ex, mode, ec), in_process[mode, ec])
         cluster = ex.cluster
     assert cluster.status.name == "closed"
+    if 0 < visible_gpus() < n_workers:  # more workers than GPUs: the count asked for, on CPUs, with a warning
+        assert ex.kind == "cpu" and f"{n_workers} workers were asked for but" in ex.note
     if no_gpu:
         assert ex.kind == "cpu"
         notes = {(r.levelno, r.getMessage()) for r in caplog.records if r.name == dask_executor.__name__}

@@ -2,15 +2,16 @@
 
 ``LocalExecutor`` evaluates in this process; ``DaskExecutor`` (needs the ``dask``
 extra, imported on first use) spreads the work over dask workers: CPU processes,
-one worker per GPU with dask-cuda, or any running scheduler.
+one worker per GPU with dask-cuda, or any running scheduler. ``describe_execution(target,
+executor)`` says where the target ran (executor, workers, device).
 """
 
 from typing import Any
 
-from .base import Executor, Job
+from .base import Executor, ExecutorModel, Job, describe_execution
 from .local import LocalExecutor
 
-__all__ = ["DaskExecutor", "Executor", "Job", "LocalExecutor"]
+__all__ = ["DaskExecutor", "Executor", "ExecutorModel", "Job", "LocalExecutor", "describe_execution"]
 
 
 def __getattr__(name: str) -> Any:

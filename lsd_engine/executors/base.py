@@ -17,11 +17,12 @@ independently of the others (true of the numpy toys; not of every GPU kernel).
 from __future__ import annotations
 
 import concurrent.futures as cf
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
 from ..models.base import ForceModel
+from ..models.devices import model_device
 
 
 class Job:
@@ -58,6 +59,27 @@ class Job:
     def cancel(self) -> None:
         """The result is no longer wanted (a rejection made it stale)."""
         self.executor._cancel(self)
+
+
+def describe_execution(target: ForceModel, executor: "Executor | None" = None) -> dict[str, Any]:
+    """Where ``target`` ran, for run summaries, the CLI and the dashboard: executor kind, worker
+    count and device (e.g. ``{"executor": "dask", "cluster": "cuda", "workers": 2, "device": "cuda:0",
+    "device_name": "NVIDIA H200", "worker_devices": [...]}``). ``executor`` None: in this process."""
+    return (executor if executor is not None else Executor()).describe(target)
+
+
+class ExecutorModel(ForceModel):
+    """A model evaluated through an executor: what cost timing and probes should call when the
+    target lives on dask workers, so the client never builds (or warms) a copy of its own."""
+
+    def __init__(self, executor: "Executor", model: ForceModel, role: str = "target"):
+        self.executor, self.model, self.role = executor, model, role
+        self.name = model.name
+        self.n_atoms = getattr(model, "n_atoms", None)
+
+    def evaluate(self, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        x = np.asarray(positions, dtype=float)
+        return self.executor.evaluate(self.model, x[None] if x.ndim == 2 else x, role=self.role, first_step=0)
 
 
 def completed_future(fn, *args, **kwargs) -> cf.Future:
@@ -105,6 +127,10 @@ class Executor:
     def _cancel(self, job: Job) -> None:
         job.cancelled = True
         job.future.cancel()
+
+    def describe(self, model: ForceModel) -> dict[str, Any]:
+        """Where ``model`` is evaluated: ``{"executor", "workers", "device", "device_name"}``."""
+        return {"executor": "local", "workers": 1, **model_device(model)}
 
     def close(self) -> None:
         """Release resources (clusters, workers, threads)."""

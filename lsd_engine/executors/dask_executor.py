@@ -40,7 +40,9 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
 
 from ..errors import LSDError, ModelError
 from ..models.base import ForceModel, evaluate_checked
+from ..models.devices import model_device
 from .base import Executor, Job
+from .gpus import gpu_inventory
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +78,14 @@ class ModelHost:
             return ("error", str(exc), exc.model_name, exc.step)
         return ("ok", energies, forces, time.perf_counter() - t0)
 
+    def describe(self, key: str) -> dict[str, Any] | None:
+        """Where model ``key`` computes on this worker (None when it is not loaded here)."""
+        model = _WORKER_MODELS.get(key)
+        if model is None:
+            return None
+        return {**model_device(model), "pid": os.getpid(),
+                "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES")}
+
 
 async def _call_host(host: Any, *args: Any) -> tuple:
     return await host.evaluate(*args)
@@ -101,16 +111,24 @@ class DaskStats:
 class DaskExecutor(Executor):
     """Evaluate target batches on dask workers.
 
-    ``DaskExecutor(n_workers=2)`` starts a local cluster: ``LocalCUDACluster`` (one
-    worker per GPU, ``CUDA_VISIBLE_DEVICES`` per worker) when GPUs are visible and
-    dask-cuda is installed, otherwise ``distributed.LocalCluster`` of CPU worker
-    processes (with a logged note, never an error). ``DaskExecutor(address=
-    "tcp://host:8786")`` connects to a running scheduler (multi-node clusters);
-    ``DaskExecutor(client=client)`` uses your own ``distributed.Client``.
+    ``DaskExecutor(n_workers=2)`` starts a local cluster on loopback (scheduler, workers
+    and the scheduler's HTTP server bound to 127.0.0.1): ``LocalCUDACluster`` (one
+    worker per GPU, ``CUDA_VISIBLE_DEVICES`` per worker, so a model with device "auto"
+    or "cuda" computes on its worker's own GPU) when GPUs are visible and dask-cuda is
+    installed, otherwise ``distributed.LocalCluster`` of CPU worker processes, whose
+    GPUs are hidden (``CUDA_VISIBLE_DEVICES=""``: "auto" models compute on the CPU, a
+    model asking for "cuda" fails to load, loudly). The reason for CPU workers is
+    logged: a warning when GPUs were asked for or seem present (a broken NVML, dask-cuda
+    missing, more workers asked for than GPUs), an info line on a GPU-less machine; it
+    is also kept in ``note``. ``DaskExecutor(address="tcp://host:8786")`` connects to a
+    running scheduler (multi-node clusters); ``DaskExecutor(client=client)`` uses your
+    own ``distributed.Client``. ``describe(model)`` says where a model computes on the
+    workers.
 
-    gpu: None picks GPUs when visible; True asks for them (a warning if none);
-    False always starts CPU workers. n_workers: local workers (default: one per
-    visible GPU, else 2). threads_per_worker: dask threads per local worker (the
+    gpu: None picks GPUs when visible (and ``n_workers`` does not exceed them); True
+    asks for them (CPU workers with a warning if none can be used; an error when
+    ``n_workers`` exceeds the GPU count); False always starts CPU workers. n_workers:
+    local workers (default: one per visible GPU, else 2). threads_per_worker: dask threads per local worker (the
     model itself runs in the actor thread, one call at a time). jobs_per_worker:
     how many streaming jobs a worker may hold at once (1: dispatch to free workers
     only). max_retries: re-sends of one job after worker failures before giving up.
@@ -141,13 +159,16 @@ class DaskExecutor(Executor):
         self.stats = DaskStats()
         self.cluster: Any = None
         self.kind = "remote"  # "cpu", "cuda" or "remote" (a scheduler or client given by the user)
+        self.requested_workers = n_workers
+        self.note: str | None = None  # why a local cluster has CPU workers when GPUs were wanted or present
         self._own_client = client is None
         if client is not None:
             self.client = client
         elif address is not None:
             self.client = _connect(address, connect_timeout_s)
         else:
-            self.cluster, self.kind = _start_cluster(n_workers, gpu, threads_per_worker, cluster_options or {})
+            self.cluster, self.kind, self.note = _start_cluster(n_workers, gpu, threads_per_worker,
+                                                                cluster_options or {})
             self.client = distributed.Client(self.cluster, direct_to_workers=True)
         self._loop = self.client.loop.asyncio_loop
         self._hosts: dict[str, Any] = {}  # worker address -> ModelHost actor
@@ -227,6 +248,26 @@ class DaskExecutor(Executor):
                     self._resend(job, _failure(job.future))
             if len(failed) < len(done):
                 return
+
+    def describe(self, model: ForceModel) -> dict[str, Any]:
+        """Where ``model`` computes: cluster kind, worker count and each worker's device (the model
+        is loaded on the workers first if it is not yet)."""
+        with self._lock:
+            key = self._prepare_model(model)
+            workers = list(self._workers)
+            calls = {w: self._host(w).describe(key) for w in workers}
+        per_worker = []
+        for worker, call in calls.items():
+            try:
+                info = call.result()
+            except Exception as exc:  # noqa: BLE001 - a lost worker is reported, not fatal
+                info = {"device": "unreachable", "error": f"{type(exc).__name__}: {exc}"}
+            per_worker.append({"worker": worker, **(info or {"device": "not loaded"})})
+        devices = sorted({w["device"] for w in per_worker})
+        names = sorted({w["device_name"] for w in per_worker if "device_name" in w})
+        return {"executor": "dask", "cluster": self.kind, "workers": len(workers),
+                "requested_workers": self.requested_workers, "device": ", ".join(devices),
+                "device_name": ", ".join(names), "worker_devices": per_worker, "note": self.note}
 
     def close(self) -> None:
         """Release the actors; close the client and cluster if this executor made them."""
@@ -408,53 +449,59 @@ def _connect(address: str, timeout_s: float) -> "distributed.Client":
 
 
 def visible_gpus() -> int:
-    """Number of CUDA GPUs this process can see (0 when none, or when NVML is unavailable)."""
-    if os.environ.get("CUDA_VISIBLE_DEVICES", None) in ("", "-1"):
-        return 0
-    try:
-        from dask_cuda.utils import get_n_gpus
-
-        return int(get_n_gpus())
-    except Exception:  # noqa: BLE001 - no dask-cuda, no NVML, no driver: no GPUs
-        pass
-    try:
-        import pynvml
-
-        pynvml.nvmlInit()
-        return int(pynvml.nvmlDeviceGetCount())
-    except Exception:  # noqa: BLE001
-        return 0
+    """Number of CUDA GPUs this process can see (0 when none, or when NVML cannot count them;
+    :func:`lsd_engine.executors.gpus.gpu_inventory` says which)."""
+    return gpu_inventory().count
 
 
 def _start_cluster(n_workers: int | None, gpu: bool | None, threads_per_worker: int,
-                   options: dict[str, Any]) -> tuple[Any, str]:
-    """A LocalCUDACluster when GPUs are visible (and wanted), else a LocalCluster of CPU processes."""
-    options = dict(options)
-    if "dashboard_address" not in options:  # no dashboard; its HTTP server (health routes) on a free port
+                   options: dict[str, Any]) -> tuple[Any, str, str | None]:
+    """(cluster, kind, note): a LocalCUDACluster when GPUs are visible and wanted, else a
+    LocalCluster of CPU processes; ``note`` says why CPU workers were started when GPUs were
+    asked for or seem to be present (None otherwise)."""
+    options = {"host": "127.0.0.1", **options}
+    if "dashboard_address" not in options:  # no dashboard; its HTTP server (health routes) on a loopback port
         options["dashboard_address"] = None
-        options["scheduler_kwargs"] = {"dashboard_address": ":0", **options.get("scheduler_kwargs", {})}
+        options["scheduler_kwargs"] = {"dashboard_address": "127.0.0.1:0", **options.get("scheduler_kwargs", {})}
+    reason, loud = None, False
     if gpu is not False:
         n_gpus = visible_gpus()
-        reason = None
         if n_gpus == 0:
-            reason = "no CUDA GPU is visible"
+            error = gpu_inventory().error
+            reason, loud = error or "no CUDA GPU is visible", bool(gpu) or error is not None
+        elif n_workers is not None and n_workers > n_gpus:
+            if gpu:
+                raise LSDError(f"{n_workers} GPU dask workers were asked for but {n_gpus} GPU(s) are visible; "
+                               f"dask-cuda runs one worker per GPU: ask for at most {n_gpus}, or for CPU workers")
+            reason, loud = (f"{n_workers} workers were asked for but {n_gpus} GPU(s) are visible (dask-cuda runs one "
+                            f"worker per GPU; ask for at most {n_gpus} workers, or none, to get GPU workers)"), True
         else:
             try:
                 from dask_cuda import LocalCUDACluster
-            except ImportError:
-                reason = f"{n_gpus} GPU(s) are visible but dask-cuda is not installed (pip install 'lsd-engine[gpu]')"
+            except ImportError as exc:
+                reason, loud = (f"{n_gpus} GPU(s) are visible but dask-cuda is not importable ({exc}; "
+                                "pip install 'lsd-engine[gpu]', README GPUs)"), True
             else:
+                want = n_workers or n_gpus
                 try:
-                    cluster = LocalCUDACluster(n_workers=min(n_workers or n_gpus, n_gpus),
-                                               threads_per_worker=threads_per_worker, **options)
-                    log.info("started a LocalCUDACluster with %d GPU worker(s)", len(cluster.workers))
-                    return cluster, "cuda"
-                except Exception as exc:  # noqa: BLE001 - NVML/driver trouble: fall back, do not crash
-                    reason = f"LocalCUDACluster failed ({type(exc).__name__}: {exc})"
-        n = n_workers or DEFAULT_CPU_WORKERS
-        (log.warning if gpu else log.info)("%s; starting %d CPU dask worker process(es) instead", reason, n)
+                    cluster = LocalCUDACluster(n_workers=want, threads_per_worker=threads_per_worker, **options)
+                except Exception as exc:  # noqa: BLE001 - NVML/driver trouble: CPU workers, with a warning
+                    reason, loud = f"LocalCUDACluster failed ({type(exc).__name__}: {exc})", True
+                else:
+                    started = len(cluster.workers)
+                    note = None
+                    if started != want:  # dask-cuda caps the count at CUDA_VISIBLE_DEVICES without a word
+                        note = f"LocalCUDACluster started {started} GPU worker(s), not the {want} asked for"
+                        log.warning(note)
+                    log.info("started a LocalCUDACluster with %d GPU worker(s)", started)
+                    return cluster, "cuda", note
     n = n_workers or DEFAULT_CPU_WORKERS
-    options = {"host": "127.0.0.1", **options}
+    note = None
+    if reason is not None:
+        note = f"{reason}; starting {n} CPU dask worker process(es) instead"
+        (log.warning if loud else log.info)(note)
+        note = note if loud else None
+    env = {"CUDA_VISIBLE_DEVICES": "", **options.pop("env", {})}  # CPU workers compute on the CPU
     cluster = distributed.LocalCluster(n_workers=n, threads_per_worker=threads_per_worker, processes=True,
-                                       **options)
-    return cluster, "cpu"
+                                       env=env, **options)
+    return cluster, "cpu", note

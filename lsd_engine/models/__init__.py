@@ -2,13 +2,15 @@
 
 ``available()`` lists the registered models with their metadata;
 ``create(name, atoms, **options)`` returns a model bound to ``atoms``;
-``from_ase_calculator(calc, atoms)`` wraps any ASE calculator.
+``from_ase_calculator(calc, atoms)`` wraps any ASE calculator; ``deferred(name, atoms, **options)``
+is a recipe built where it is first evaluated (dask workers, not the client).
 """
 
 from .base import EvaluateFn, ForceModel, FunctionModel, evaluate_checked
+from .deferred import DeferredModel, deferred
 from .registry import (MissingBackendError, ModelSpec, UnsupportedSystemError, available, create, format_table,
                        from_ase_calculator, get_spec)
 
-__all__ = ["EvaluateFn", "ForceModel", "FunctionModel", "MissingBackendError", "ModelSpec",
-           "UnsupportedSystemError", "available", "create", "evaluate_checked", "format_table",
+__all__ = ["DeferredModel", "EvaluateFn", "ForceModel", "FunctionModel", "MissingBackendError", "ModelSpec",
+           "UnsupportedSystemError", "available", "create", "deferred", "evaluate_checked", "format_table",
            "from_ase_calculator", "get_spec"]

@@ -11,7 +11,6 @@ from ase import Atoms, units
 from ..errors import LSDError
 from ..systems import system_info
 from .base import ForceModel
-from .devices import model_device
 from .threads import torch_threads
 
 #: OpenMM kJ/mol -> eV, and kJ/mol/nm -> eV/Å (ASE's CODATA constants).
@@ -85,10 +84,6 @@ class BoundModel(ForceModel):
         """Torch's intra-op threads at ``self.threads`` during this call, shared without races with
         other threads evaluating models (see :mod:`lsd_engine.models.threads`)."""
         return torch_threads(int(self.threads))
-
-    def describe_device(self) -> dict[str, Any]:
-        """Where this model computes: ``{"device": "cuda:0", "device_name": "NVIDIA H200"}`` or the CPU."""
-        return model_device(self)
 
     def _evaluate(self, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover
         raise NotImplementedError

@@ -38,6 +38,8 @@ def _emt_elements() -> tuple[str, ...]:
     return emt_elements()
 
 
+#: Models with a ``device`` option (torch): "auto" (CUDA when available), "cpu", "cuda", "cuda:N".
+_TORCH_DEVICES = ("cpu", "cuda")
 _XTB_ELEMENTS = tuple(chemical_symbols[1:87])  # H-Rn
 _CHGNET_ELEMENTS = tuple(chemical_symbols[1:95])  # H-Pu
 
@@ -89,6 +91,7 @@ register(ModelSpec(
                 "torchani 2.2.4 wheel (no download); a whole batch in one torch call, forces by autograd. "
                 "model_index=i gives one network (a cheaper draft).",
     cost_note="alanine dipeptide fp32, 1 thread: 12-30 ms per call, 27-54 ms for a batch of 9",
+    devices=_TORCH_DEVICES,
     factory=_lazy("ani", "make_ani1x")))
 
 register(ModelSpec(
@@ -104,6 +107,7 @@ register(ModelSpec(
     nonperiodic=True, batched=True, package="dxtb", install="'dxtb[libcint]'",
     description="GFN1-xTB in PyTorch (dxtb), conformer batches in one SCF (batch_mode=2), forces by autograd.",
     cost_note="alanine dipeptide, 1 thread: 64-180 ms single, 0.56-0.87 s for a batch of 9",
+    devices=_TORCH_DEVICES,
     factory=_lazy_dxtb("gfn1")))
 
 register(ModelSpec(
@@ -111,6 +115,7 @@ register(ModelSpec(
     nonperiodic=True, batched=True, package="dxtb", install="'dxtb[libcint]'",
     description="GFN2-xTB in PyTorch (dxtb + tad-libcint), conformer batches in one SCF, forces by autograd.",
     cost_note="alanine dipeptide, 1 thread: 0.2-0.6 s single, 0.95-1.3 s for a batch of 9",
+    devices=_TORCH_DEVICES,
     factory=_lazy_dxtb("gfn2")))
 
 register(ModelSpec(
@@ -119,6 +124,7 @@ register(ModelSpec(
     description="SevenNet-0 universal potential (weights bundled in the sevenn wheel; PBE/MPtrj); a batch is "
                 "one torch_geometric Batch through the model.",
     cost_note="Cu 32 atoms, 1 CPU thread: 0.37-0.83 s per configuration; batching gains nothing on CPU",
+    devices=_TORCH_DEVICES,
     factory=_lazy("materials", "make_sevennet")))
 
 register(ModelSpec(
@@ -127,6 +133,7 @@ register(ModelSpec(
     description="CHGNet 0.3.0 universal potential (weights bundled in the chgnet wheel; PBE/MPtrj); periodic "
                 "systems, a batch in one predict_graph call.",
     cost_note="Cu 32 atoms, 1 CPU thread: 0.2-0.3 s per configuration; batching gains nothing on CPU",
+    devices=_TORCH_DEVICES,
     factory=_lazy("materials", "make_chgnet")))
 
 register(ModelSpec(
@@ -134,6 +141,7 @@ register(ModelSpec(
     package="fairchem-core", install="fairchem-core",
     description="fairchem UMA / eSEN: 'uma:<name>' (e.g. uma:uma-s-1p1, needs Hugging Face access) or "
                 "'uma:/path/checkpoint.pt'; options task, charge, spin; batches through AtomicData; "
-                "compile=False on CPU.",
+                "compile=False on CPU, torch.compile on a GPU (time it after a warm-up).",
     cost_note="depends on the checkpoint",
+    devices=_TORCH_DEVICES,
     factory=_lazy("uma", "make_uma")))

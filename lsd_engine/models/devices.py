@@ -123,8 +123,12 @@ def describe_device(device: Any) -> dict[str, Any]:
 
 
 def model_device(model: Any) -> dict[str, Any]:
-    """Where a built model computes: :func:`describe_device` of its ``device`` attribute, or
-    the CPU for a model without one (numpy, OpenMM on its CPU platform, tblite, ASE)."""
+    """Where a model computes: its own ``describe_device()`` when it has one (a deferred model),
+    else :func:`describe_device` of its ``device`` attribute, else the CPU (numpy, OpenMM on its
+    CPU platform, tblite, ASE)."""
+    describe = getattr(model, "describe_device", None)
+    if callable(describe):
+        return describe()
     device = getattr(model, "device", None)
     if device is None:
         return {"device": "cpu", "device_name": _cpu_name()}

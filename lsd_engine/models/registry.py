@@ -44,6 +44,8 @@ class ModelSpec:
     periodic / nonperiodic: which boundary conditions work.
     batched: whether a batch of B configurations is evaluated in one backend call.
     package / install: the pip package and the install line.
+    devices: where it can compute: ("cpu",), or ("cpu", "cuda") for a model with a ``device``
+      option ("auto" by default: CUDA when available; see :mod:`lsd_engine.models.devices`).
     """
 
     name: str
@@ -57,6 +59,7 @@ class ModelSpec:
     install: str
     description: str
     cost_note: str = ""
+    devices: tuple[str, ...] = ("cpu",)
     factory: Callable[..., BoundModel] | None = field(default=None, repr=False, compare=False)
 
     def supports_elements(self, symbols: set[str]) -> set[str]:
@@ -69,6 +72,7 @@ class ModelSpec:
         out = asdict(self)
         out.pop("factory")
         out["elements"] = list(self.elements) if self.elements is not None else "any"
+        out["devices"] = list(self.devices)
         return out
 
 
