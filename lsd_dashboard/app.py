@@ -167,7 +167,9 @@ class Dashboard(pn.viewable.Viewer):
         support = choices.executor_support()
         self.upload = BoundedFileDropper(max_bytes=self.policy.max_upload_bytes,
                                          max_file_size=f"{self.policy.max_upload_MB:g}MB",
-                                         accepted_filetypes=list(UPLOAD_SUFFIXES), multiple=False,
+                                         # the server checks the suffix: FilePond's type check is by MIME
+                                         # type, and structure formats have none it knows
+                                         multiple=False,
                                          chunk_size=1_000_000, layout="compact", css_classes=["lsd-upload"],
                                          sizing_mode="stretch_width")
         self.upload.param.watch(self._on_upload, "value")

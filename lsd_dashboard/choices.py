@@ -39,7 +39,7 @@ SCHEDULER = "dask scheduler address"
 EXECUTOR_CHOICES = [IN_PROCESS, LOCAL_DASK, DASK_CUDA, SCHEDULER]
 
 # Registry entries that need an argument after ':' are offered with a working example.
-_ARGUMENT_EXAMPLES = {"ase": "ase:LennardJones"}
+_ARGUMENT_EXAMPLES = {"ase": "ase:lj"}  # ASE's registered name of LennardJones
 
 
 def model_choices() -> list[str]:

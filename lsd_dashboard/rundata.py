@@ -351,7 +351,7 @@ class RunData:
                                 weights=weights))
 
     def predicted_speedup(self) -> float:
-        """DESIGN §2.4: S = E_K T_t(1) / (K T_d + T_t(K+1) + overhead) with the measured acceptance
+        """docs/theory.md §10.2: S = E_K T_t(1) / (K T_d + T_t(K+1) + overhead) with the measured acceptance
         by depth and measured costs (T_t(1) from the reference run, T_t(round) from LSD's rounds).
         With adaptive K: steps over time summed over the K the rounds used, Σ n_K E_K / Σ n_K E_K / S_K."""
         a = self.lsd.stats.acceptance_by_depth

@@ -1,5 +1,5 @@
 """Theory explorer: acceptance and speedup of LSD versus one physical or algorithmic parameter
-(DESIGN §2.4-2.5), for teaching and planning. All formulas come from ``lsd_engine.theory``.
+(docs/theory.md §10), for teaching and planning. All formulas come from ``lsd_engine.theory``.
 
 Model: i.i.d. draft force errors of RMS ``force_error_eV_per_A`` per component (with error
 correction, read it as the residual error left after the correction), the small-γdt
@@ -137,7 +137,7 @@ class TheoryExplorer(param.Parameterized):
                 f"{self.n_workers} workers **{c['async']:.2f}×** (bound with enough workers 1/(c+β̄) = "
                 f"{c['async_bound']:.2f}×).\n\n"
                 "Rejection grows with atom count, force error and dt/γ, and falls with temperature and mass "
-                "(|δ|² ≈ 3Nσ²dt/(2γkT m̄), DESIGN §2.5).")
+                "(|δ|² ≈ 3Nσ²dt/(2γkT m̄), docs/theory.md §10.4).")
 
     def __panel__(self) -> pn.viewable.Viewable:
         sliders = {name: (pn.widgets.EditableIntSlider if isinstance(self.param[name], param.Integer)

@@ -378,7 +378,7 @@ def test_uploading_a_structure_selects_it(tmp_path):
     assert Path(c.structure_path).name == "my peptide.pdb"
     assert Path(c.structure_path).read_bytes() == pdb.read_bytes()
     assert len(c.build_atoms()) == 22 and c.problems == ""
-    assert "22 atoms" in dashboard.upload_note.object
+    assert _wait_for(lambda: "22 atoms" in dashboard.upload_note.object, timeout=10)
     folder = Path(c.structure_path).parent
     assert folder.stat().st_mode & 0o077 == 0  # private to the server's user
     dashboard.session_closed()

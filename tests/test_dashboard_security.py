@@ -66,9 +66,14 @@ def test_model_options_outside_the_allowlist_are_refused(tmp_path, options):
     assert not marker.exists()
 
 
-def test_allowed_model_options_pass():
+def test_allowed_model_options_pass_and_run():
     c = RunController(target="amber14", target_options="solvent='implicit', threads=1")
     assert "options" not in c.problems, c.problems
+    c = RunController(system="copper-32", draft="ase:lj", draft_options="sigma=2.3, epsilon=0.4, rc=6.0",
+                      target="emt", n_steps=20, lookahead=2, reference=False, block_seconds=0.05)
+    assert c.problems == ""
+    c.run_blocking(timeout=120)
+    assert c.status == "finished", c.error
 
 
 @pytest.mark.parametrize("setting", ["structure_path", "output_dir", "scheduler_address", "policy", "data",

@@ -59,13 +59,13 @@ _CHARGE = Number(-10, 10, integer=True)
 _SPIN = Number(0, 10, integer=True)
 _THREADS = Number(1, 64, integer=True)
 
-#: Registry name (as offered in pages, ``ase:LennardJones`` included) -> option -> rule.
+#: Registry name (as offered in pages, ``ase:lj`` included) -> option -> rule.
 #: A model absent from this table cannot be chosen by untrusted input at all.
 SAFE_OPTIONS: dict[str, dict[str, Choice | Number]] = {
     "amber14": {"solvent": Choice(("vacuum", "implicit", "explicit")),
                 "platform": Choice(("Reference", "CPU", "CUDA", "OpenCL")), "threads": _THREADS},
     "emt": {},
-    "ase:LennardJones": {"sigma": Number(0.1, 10.0), "epsilon": Number(1e-4, 10.0), "rc": Number(0.5, 30.0)},
+    "ase:lj": {"sigma": Number(0.1, 10.0), "epsilon": Number(1e-4, 10.0), "rc": Number(0.5, 30.0)},
     "ani-1x": {"model_index": Number(0, 7, integer=True), "precision": Choice(("float32", "float64")),
                "threads": _THREADS},
     "gfn2-xtb": {"charge": _CHARGE, "spin": _SPIN, "accuracy": Number(1e-4, 1e3), "threads": _THREADS},
