@@ -44,6 +44,8 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
         help="hydrogen mass repartitioning: H mass in amu taken from bonded heavy atoms (e.g. 3); "
              "changes dynamics, not the configurational distribution")
     add("--executor", choices=["local", "dask"])
+    add("--device", help="where a torch target computes: auto (default: CUDA when available, else CPU), cpu, cuda "
+                         "or cuda:N; a GPU that cannot be used is an error (check with `lsd models --devices`)")
     add("--workers", type=int, help="local dask workers (with --executor dask)")
     add("--scheduler-address", help="connect to a running dask scheduler, e.g. tcp://host:8786")
     add("--mode", choices=["sync", "async"])
@@ -107,14 +109,16 @@ def build_parser() -> argparse.ArgumentParser:
     distill = sub.add_parser("distill", help="train a draft on target-labelled configurations and save it")
     add_distill_arguments(distill)
 
-    sub.add_parser("models", help="list the force models and what they support")
+    models = sub.add_parser("models", help="list the force models and what they support")
+    models.add_argument("--devices", action="store_true",
+                        help="also say what this machine offers: torch build, CUDA GPUs, NVML, dask-cuda")
     return parser
 
 
 #: Settings a flag (or config file) may set: RunConfig fields, in the order `lsd run --help` shows them.
 _SETTING_KEYS = ("system", "draft", "target", "timestep_fs", "temperature_K", "friction_per_ps", "lookahead",
                  "error_correction", "draft_learning", "adaptive_lookahead", "min_lookahead", "hydrogen_mass_amu",
-                 "executor", "workers", "scheduler_address", "mode", "steps", "seed", "output", "stride")
+                 "executor", "workers", "scheduler_address", "mode", "steps", "seed", "output", "stride", "device")
 #: Files `lsd run` writes into its output folder (what --overwrite replaces).
 TRAJECTORY_FORMATS = ("traj", "xyz", "dcd", "xtc")
 RUN_FILES = ("trajectory.traj", "trajectory.xyz", "trajectory.dcd", "trajectory.xtc", "trajectory.pdb", "state.csv",
@@ -290,6 +294,12 @@ def command_run(args: argparse.Namespace) -> int:
         if executor is not None:
             executor.close()
     s = result.stats
+    where = json.loads((output / "summary.json").read_text()).get("execution", {})
+    if where:
+        dask = where.get("executor") == "dask"
+        workers = f", {where['workers']} {where.get('cluster', '')} dask worker(s)" if dask else ""
+        print(f"target {target.name} ran on {where.get('device')} ({where.get('device_name')}){workers}"
+              + (f"; note: {where['note']}" if where.get("note") else ""))
     print(f"done: {sampler.step} steps, acceptance {s.acceptance_rate:.3f}, {s.steps_per_round:.2f} steps per "
           f"target call, {s.steps_per_s:.1f} steps/s; wrote {output}/trajectory.{fmt}, state.csv, summary.json, "
           "checkpoint.npz")
@@ -342,6 +352,11 @@ def command_models(args: argparse.Namespace) -> int:
     from . import models
 
     print(models.format_table())
+    if getattr(args, "devices", False):
+        from .models.devices import main as devices_main
+
+        print()
+        devices_main([])
     return 0
 
 

@@ -54,6 +54,7 @@ class RunConfig:
     min_lookahead: int = 1
     hydrogen_mass_amu: float | None = None  # None: natural masses; e.g. 3.0 for HMR
     executor: str = "local"  # local | dask
+    device: str = "auto"  # where a torch target computes: auto (CUDA when available) | cpu | cuda | cuda:N
     workers: int = 2
     scheduler_address: str | None = None
     mode: str = "sync"  # sync | async
@@ -87,6 +88,12 @@ class RunConfig:
             raise ConfigError(f"stride must be at least 1, got {self.stride}")
         if self.seed < 0:
             raise ConfigError(f"seed must be non-negative, got {self.seed}")
+        from .models.devices import DeviceError, check_device_name
+
+        try:
+            self.device = check_device_name(self.device)
+        except DeviceError as exc:
+            raise ConfigError(str(exc)) from None
         if self.executor not in ("local", "dask"):
             raise ConfigError(f"executor must be 'local' or 'dask', got {self.executor!r}")
         if self.mode not in ("sync", "async"):
@@ -240,8 +247,28 @@ def build_models(config: RunConfig, atoms: Atoms):
         draft, target, _ = build_auto_models(config, atoms)
         return draft, target
     draft = models.create(config.draft, atoms, **config.draft_options)
-    target = models.create(config.target, atoms, **config.target_options)
+    options = target_options(config)
+    # On dask workers the target is built there from its recipe: the client keeps only the recipe (no GPU copy).
+    target = (models.deferred(config.target, atoms, **options) if config.executor == "dask"
+              else models.create(config.target, atoms, **options))
     return draft, target
+
+
+def target_options(config: RunConfig) -> dict[str, Any]:
+    """``config.target_options`` with ``config.device`` applied (a torch target's ``device`` option,
+    unless the options set one); a GPU asked of a CPU-only target is a ConfigError."""
+    from . import models
+
+    options = dict(config.target_options)
+    if config.device == "auto" or "device" in options:
+        return options
+    if "cuda" in models.get_spec(config.target).devices:
+        options["device"] = config.device
+    elif config.device != "cpu":
+        torch_targets = ", ".join(s.name for s in models.available() if "cuda" in s.devices)
+        raise ConfigError(f"target {config.target!r} computes on the CPU only; device={config.device!r} applies to "
+                          f"the torch targets ({torch_targets})")
+    return options
 
 
 def build_executor(config: RunConfig):
@@ -292,8 +319,11 @@ def build_sampler(config: RunConfig, atoms: Atoms, draft, target, executor=None)
     """The ``SpeculativeSampler`` a configuration describes (learned draft, adaptive K included)."""
     from .speculative import SpeculativeSampler
 
+    from .executors import ExecutorModel
+
     correction = build_draft_correction(config, atoms)
-    policy = build_lookahead_policy(config, atoms, draft, target, correction)
+    timed = target if executor is None else ExecutorModel(executor, target)  # costs where the target runs
+    policy = build_lookahead_policy(config, atoms, draft, timed, correction)
     return SpeculativeSampler(atoms, draft, target, config.params(), lookahead=config.lookahead,
                               error_correction=config.error_correction, seed=config.seed, executor=executor,
                               mode=config.mode, draft_correction=correction, lookahead_policy=policy)

@@ -244,6 +244,14 @@ class Simulation(ABC):
         out = {"sampler": type(self).__name__, "step": self.step, "seed": self.seed,
                "n_atoms": self.n_atoms, "params": self.params.to_dict(), "options": self._options(),
                "stats": stats.to_dict()}
+        target, executor = getattr(self, "_target", None), getattr(self, "executor", None)
+        if target is not None:  # where the target ran: executor, workers, device (the CLI and dashboard show it)
+            from .executors import describe_execution
+
+            try:
+                out["execution"] = describe_execution(target, executor)
+            except Exception as exc:  # noqa: BLE001 - a lost cluster must not lose the summary
+                out["execution"] = {"error": f"{type(exc).__name__}: {exc}"}
         if error is not None:
             out["error"] = error
         return out

@@ -286,3 +286,18 @@ def test_cuda_matches_cpu(name):
     assert gpu.device.type == "cuda" and model_device(gpu)["device_name"] == torch.cuda.get_device_name(0)
     (e_gpu, f_gpu), (e_cpu, f_cpu) = gpu.evaluate(x), cpu.evaluate(x)
     assert np.max(np.abs(e_gpu - e_cpu)) < e_tol and np.max(np.abs(f_gpu - f_cpu)) < f_tol
+
+
+def test_run_config_device_reaches_the_target_options_and_dask_targets_stay_recipes(ala):
+    from lsd_engine.runconfig import ConfigError, RunConfig, build_models, target_options
+
+    assert RunConfig().device == "auto" and target_options(RunConfig()) == {}
+    assert target_options(RunConfig(device="CPU", target_options={"threads": 1})) == {"threads": 1, "device": "cpu"}
+    assert target_options(RunConfig(device="cpu", target_options={"device": "cuda"})) == {"device": "cuda"}
+    assert target_options(RunConfig(target="gfn2-xtb", device="cpu")) == {}
+    with pytest.raises(ConfigError, match="unknown device 'gpu'"):
+        RunConfig(device="gpu")
+    with pytest.raises(ConfigError, match="target 'gfn2-xtb' computes on the CPU only; device='cuda'"):
+        target_options(RunConfig(target="gfn2-xtb", device="cuda"))
+    _, target = build_models(RunConfig(draft="amber14", executor="dask", device="cpu"), ala)
+    assert isinstance(target, models.DeferredModel) and target.built is None and target.requested_device == "cpu"

@@ -18,7 +18,8 @@ from dataclasses import dataclass
 __all__ = ["GPUInventory", "gpu_inventory", "PYNVML_FIX"]
 
 #: What to run when pynvml is the wrong package (README, GPUs).
-PYNVML_FIX = "pip uninstall -y nvidia-ml-py3 pynvml && pip install --force-reinstall 'nvidia-ml-py>=12'"
+#: chgnet imports ``nvidia_smi`` from nvidia-ml-py3, so that package stays; only ``pynvml.py`` is replaced.
+PYNVML_FIX = "pip install --force-reinstall --no-deps 'nvidia-ml-py>=12'"
 
 #: NVML return codes that mean "no NVIDIA driver here" (a CPU machine), not a broken install.
 _NO_DRIVER_CODES = (9, 12)  # NVML_ERROR_DRIVER_NOT_LOADED, NVML_ERROR_LIBRARY_NOT_FOUND
@@ -42,6 +43,10 @@ def gpu_inventory() -> GPUInventory:
         import pynvml
     except ImportError as exc:
         return GPUInventory(0, _if_gpu_machine(f"pynvml is not importable ({exc}); install nvidia-ml-py"))
+    if not hasattr(pynvml, "nvmlDeviceGetMigMode"):  # nvidia-ml-py3 7.x: older than anything dask-cuda calls
+        old = f"pynvml at {getattr(pynvml, '__file__', '?')} is nvidia-ml-py3's old module; fix: {PYNVML_FIX}"
+        if _if_gpu_machine(old) is not None:
+            return GPUInventory(0, _if_gpu_machine(old))
     try:
         pynvml.nvmlInit()
         count = int(pynvml.nvmlDeviceGetCount())

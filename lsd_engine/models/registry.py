@@ -107,14 +107,15 @@ def get_spec(name: str) -> ModelSpec:
 
 
 def format_table(specs: list[ModelSpec] | None = None) -> str:
-    """A plain-text table of the registry (name, role, cost, periodic, batched, elements)."""
+    """A plain-text table of the registry (name, role, cost, periodic, batched, devices, elements)."""
     specs = available() if specs is None else specs
-    rows = [("name", "role", "cost", "periodic", "batched", "elements", "package")]
+    rows = [("name", "role", "cost", "periodic", "batched", "devices", "elements", "package")]
     for s in specs:
         pbc = "yes" if s.periodic and s.nonperiodic else ("only" if s.periodic else "no")
         elements = "any" if s.elements is None else (
             ",".join(s.elements) if len(s.elements) <= 12 else f"{len(s.elements)} elements")
-        rows.append((s.name, s.role, s.cost, pbc, "yes" if s.batched else "no", elements, s.package))
+        rows.append((s.name, s.role, s.cost, pbc, "yes" if s.batched else "no", ",".join(s.devices), elements,
+                     s.package))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows)
 
