@@ -22,6 +22,7 @@ from .draft_choice import AUTO_DRAFT, build_auto_models
 from .kernel import half_step_position
 from .langevin_md import LangevinMD
 from .models.base import ForceModel
+from .results import RunStats
 from .runconfig import RunConfig, build_executor, build_models, build_sampler, build_system
 
 
@@ -56,11 +57,9 @@ def time_ase_langevin(atoms: Atoms, target: ForceModel, config: RunConfig, n_ste
 
 
 def _pooled_acceptance(stats_list) -> tuple[np.ndarray, float]:
-    verified = sum(s.verified_by_depth for s in stats_list)
-    accepted = sum(np.nan_to_num(s.acceptance_by_depth) * s.verified_by_depth for s in stats_list)
-    by_depth = np.where(verified > 0, accepted / np.maximum(verified, 1), 0.0)
-    overall = float(accepted.sum() / verified.sum()) if verified.sum() else math.nan
-    return by_depth, overall
+    """Acceptance by depth (0 where never verified) and overall, from the blocks' summed counts."""
+    total = RunStats.combine(stats_list)
+    return np.nan_to_num(total.acceptance_by_depth), total.acceptance_rate
 
 
 def _in_run_target_costs(md_stats, lsd_stats, lookahead: int) -> dict[int, float]:

@@ -24,17 +24,17 @@ import os
 import struct
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 from ase import Atoms, units
 
 from .errors import LSDError
-from .reporters import FrameWriter, TrajectoryFile
+from .frames import FrameWriter, TrajectoryFile, write_ase_frames
 from .systems import system_info
 
 __all__ = ["MDTRAJ_FORMATS", "TRAJECTORY_SUFFIXES", "MDTrajFile", "StateLog", "open_trajectory",
-           "topology_path", "write_mdtraj"]
+           "topology_path", "write_frames", "write_mdtraj"]
 
 #: Trajectory suffixes written through MDTraj.
 MDTRAJ_FORMATS = (".dcd", ".xtc")
@@ -180,6 +180,18 @@ class MDTrajFile(FrameWriter):
             f.write(np.asarray(positions, dtype=float), _topology(self.template),
                     unitcell_lengths=None if cell is None else tuple(cell[:3]),
                     unitcell_angles=None if cell is None else tuple(cell[3:]))
+
+
+def write_frames(path: str | os.PathLike, frames: Sequence[Atoms], append: bool) -> None:
+    """Append (or write) frames to ``path``: ASE .traj, .dcd / .xtc (MDTraj, with a PDB topology beside
+    a new file), or extended XYZ for .xyz/.extxyz."""
+    if Path(path).suffix.lower() not in MDTRAJ_FORMATS:
+        write_ase_frames(path, frames, append)
+    elif frames:
+        writer = MDTrajFile(path, frames[0], append)
+        writer.add(np.array([a.positions for a in frames]), np.array([a.get_momenta() for a in frames]),
+                   np.zeros(len(frames)))
+        writer.flush()
 
 
 def open_trajectory(path: str | os.PathLike, template: Atoms, append: bool, timestep_fs: float = 1.0):

@@ -11,7 +11,8 @@ from .kernel import end_position, half_step_position, momentum_mean, next_moment
 from .models.base import ForceModel, evaluate_checked
 from .params import LangevinParams
 from .results import StatsCounter, StepBlock, StepKind
-from .simulation import Simulation, _check_model
+from .simulation import Simulation
+from .validation import check_model
 
 
 class LangevinMD(Simulation):
@@ -23,7 +24,7 @@ class LangevinMD(Simulation):
 
     def __init__(self, atoms: Atoms, model: ForceModel, params: LangevinParams, seed: int = 0):
         super().__init__(atoms, params, seed)
-        self.model = _check_model(model, "target", self.n_atoms)
+        self.model = check_model(model, "target", self.n_atoms)
         self._kind = np.array([StepKind.TARGET], dtype=np.int8)
 
     @property

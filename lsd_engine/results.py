@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from enum import IntEnum
-from typing import Any
+from typing import Any, Iterable
 
 import numpy as np
+
+from .validation import jsonable
 
 
 class StepKind(IntEnum):
@@ -19,22 +21,36 @@ class StepKind(IntEnum):
     REPAIRED = 3  # a rejected drafted step, repaired by the reflection transport map
 
 
+#: RunStats fields that are per-depth / per-K count arrays (summed entry by entry, zero-padded).
+_COUNT_ARRAYS = ("verified_by_depth", "accepted_by_depth", "rounds_by_lookahead")
+#: RunStats fields derived from the counts (recomputed, never summed).
+_RATES = ("acceptance_rate", "acceptance_by_depth")
+
+
 @dataclass
 class RunStats:
     """Statistics of one ``run`` call. Also readable as ``stats['name']``.
 
     acceptance_rate: accepted / verified drafted steps (NaN for plain MD).
-    acceptance_by_depth: acceptance at draft depth 1..K, conditional on reaching it.
+    acceptance_by_depth: acceptance at draft depth 1..K, conditional on reaching it
+    (accepted_by_depth / verified_by_depth).
+    verified_by_depth, accepted_by_depth: rounds that verified / accepted depth 1..K.
     rounds_by_lookahead: entry K counts the rounds that ended in this call with lookahead K
     (index 0 unused; one K unless the lookahead is adaptive).
     Times are wall-clock seconds; overhead = wall - draft - target - verification;
-    time_learning_s (refitting a learned draft correction) is part of those, shown apart.
+    time_learning_s (refitting a learned draft correction) is part of those, shown apart;
+    time_reporting_s (reporters: files, progress bar, live data) is part of the overhead.
+    Pauses (``RunControl.pause``) are not in any time.
+
+    ``a + b`` (or ``RunStats.combine(list)``) is the statistics of the two runs together,
+    exactly: counts and times are summed, the rates recomputed from the summed counts.
     """
 
     n_steps: int = 0
     acceptance_rate: float = math.nan
     acceptance_by_depth: np.ndarray = field(default_factory=lambda: np.zeros(0))
     verified_by_depth: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    accepted_by_depth: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     rounds_by_lookahead: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     accepted_steps: int = 0
     repaired_steps: int = 0
@@ -49,6 +65,7 @@ class RunStats:
     time_verification_s: float = 0.0
     time_overhead_s: float = 0.0
     time_learning_s: float = 0.0  # draft-correction refits (observe), already inside the times above
+    time_reporting_s: float = 0.0  # reporters (files, progress, live data), already inside the overhead
     wall_time_s: float = 0.0
 
     @property
@@ -64,24 +81,58 @@ class RunStats:
             return getattr(self, key)
         raise KeyError(key)
 
+    def __add__(self, other: RunStats) -> RunStats:
+        """The statistics of this run and ``other`` together (exact: counts and times summed)."""
+        if not isinstance(other, RunStats):
+            return NotImplemented
+        summed: dict[str, Any] = {}
+        for f in fields(RunStats):
+            if f.name in _COUNT_ARRAYS:
+                summed[f.name] = padded_sum(getattr(self, f.name), getattr(other, f.name))
+            elif f.name not in _RATES:
+                summed[f.name] = getattr(self, f.name) + getattr(other, f.name)
+        summed.update(_rates(summed["verified_by_depth"], summed["accepted_by_depth"]))
+        return replace(self, **summed)
+
+    def __radd__(self, other: Any) -> RunStats:
+        if isinstance(other, int) and other == 0:  # sum(stats_list) starts from 0
+            return self + RunStats()
+        return NotImplemented
+
+    @staticmethod
+    def combine(stats: Iterable[RunStats]) -> RunStats:
+        """The statistics of several runs together (an empty ``RunStats`` for none)."""
+        total = RunStats()
+        for s in stats:
+            total = total + s
+        return total
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (NaN becomes None, arrays become lists)."""
         out: dict[str, Any] = {}
         for f in fields(self):
-            out[f.name] = _jsonable(getattr(self, f.name))
-        out["steps_per_s"] = _jsonable(self.steps_per_s)
-        out["steps_per_round"] = _jsonable(self.steps_per_round)
+            out[f.name] = jsonable(getattr(self, f.name))
+        out["steps_per_s"] = jsonable(self.steps_per_s)
+        out["steps_per_round"] = jsonable(self.steps_per_round)
         return out
 
 
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, np.ndarray):
-        return [_jsonable(v) for v in value.tolist()]
-    if isinstance(value, (float, np.floating)):
-        return None if not math.isfinite(float(value)) else float(value)
-    if isinstance(value, np.integer):
-        return int(value)
-    return value
+def padded_sum(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """a + b for integer count arrays of possibly different lengths (the shorter one zero-padded)."""
+    a, b = np.asarray(a, dtype=np.int64), np.asarray(b, dtype=np.int64)
+    n = max(a.size, b.size)
+    return np.pad(a, (0, n - a.size)) + np.pad(b, (0, n - b.size))
+
+
+def _rates(verified_by_depth: np.ndarray, accepted_by_depth: np.ndarray) -> dict[str, Any]:
+    """acceptance_by_depth (NaN where a depth was never verified) and acceptance_rate from the counts."""
+    if not verified_by_depth.size:
+        return {"acceptance_by_depth": np.zeros(0), "acceptance_rate": math.nan}
+    with np.errstate(invalid="ignore", divide="ignore"):
+        by_depth = np.where(verified_by_depth > 0, accepted_by_depth / np.maximum(verified_by_depth, 1), np.nan)
+    verified = int(verified_by_depth.sum())
+    return {"acceptance_by_depth": by_depth,
+            "acceptance_rate": float(accepted_by_depth.sum()) / verified if verified else math.nan}
 
 
 class StatsCounter:
@@ -103,19 +154,24 @@ class StatsCounter:
         """A round with lookahead K ended."""
         self.lookahead_rounds[lookahead] += 1
 
+    def snapshot(self, n_steps: int, wall_time_s: float) -> RunStats:
+        """The statistics so far, as a new ``RunStats`` (the counters keep running)."""
+        return self._fill(replace(self.stats), n_steps, wall_time_s)
+
     def finish(self, n_steps: int, wall_time_s: float) -> RunStats:
-        s = self.stats
+        """The final statistics (``self.stats``, completed)."""
+        return self._fill(self.stats, n_steps, wall_time_s)
+
+    def _fill(self, s: RunStats, n_steps: int, wall_time_s: float) -> RunStats:
         s.n_steps = n_steps
         s.wall_time_s = wall_time_s
         s.time_overhead_s = max(0.0, wall_time_s - s.time_draft_s - s.time_target_s - s.time_verification_s)
-        verified = int(self.depth_verified.sum())
         if self.depth_verified.size:
             s.verified_by_depth = self.depth_verified.copy()
+            s.accepted_by_depth = self.depth_accepted.copy()
             s.rounds_by_lookahead = self.lookahead_rounds.copy()
-            with np.errstate(invalid="ignore", divide="ignore"):
-                s.acceptance_by_depth = np.where(self.depth_verified > 0,
-                                                 self.depth_accepted / np.maximum(self.depth_verified, 1), np.nan)
-            s.acceptance_rate = float(self.depth_accepted.sum()) / verified if verified else math.nan
+            for name, value in _rates(self.depth_verified, self.depth_accepted).items():
+                setattr(s, name, value)
         return s
 
 
@@ -127,6 +183,17 @@ class StepBlock:
     momenta: np.ndarray  # (m, N, 3) amu Å / ASE time
     energies: np.ndarray  # (m,) eV, target energy at each step's force-evaluation point
     kinds: np.ndarray  # (m,) StepKind codes
+
+
+def strided(block: StepBlock, first_step: int, stride: int) -> tuple[np.ndarray, StepBlock] | None:
+    """The states of ``block`` (steps first_step, first_step + 1, ...) at multiples of ``stride``:
+    (their steps, those states), or None if there are none."""
+    steps = np.arange(first_step, first_step + len(block.energies))
+    keep = (steps % stride) == 0 if stride > 1 else slice(None)
+    steps = steps[keep]
+    if len(steps) == 0:
+        return None
+    return steps, StepBlock(block.positions[keep], block.momenta[keep], block.energies[keep], block.kinds[keep])
 
 
 @dataclass
@@ -149,20 +216,21 @@ class RunResult:
     masses: np.ndarray
     cell: np.ndarray
     pbc: np.ndarray
+    stopped: bool = False  # ended early by RunControl.stop()
 
     def __len__(self) -> int:
         return len(self.steps)
 
     def to_atoms_list(self) -> list:
         """One ase.Atoms per frame, with momenta and the energy attached."""
-        from .reporters import frame_atoms
+        from .frames import frame_atoms
 
         return [frame_atoms(self.numbers, self.masses, self.cell, self.pbc, x, p, e)
                 for x, p, e in zip(self.positions, self.momenta, self.energies)]
 
     def write(self, path: str) -> None:
         """Write the frames to an ASE-readable file (.traj, .xyz/.extxyz)."""
-        from .reporters import write_frames
+        from .formats import write_frames
 
         write_frames(path, self.to_atoms_list(), append=False)
 
@@ -181,17 +249,16 @@ class FrameRecorder:
 
     def add(self, block: StepBlock, first_step: int) -> tuple[np.ndarray, StepBlock] | None:
         """Record the kept states of a block; returns (steps, kept block) or None."""
-        steps = np.arange(first_step, first_step + len(block.energies))
-        keep = (steps % self.stride) == 0 if self.stride > 1 else slice(None)
-        kept = StepBlock(block.positions[keep], block.momenta[keep], block.energies[keep], block.kinds[keep])
-        if len(kept.energies) == 0:
+        kept = strided(block, first_step, self.stride)
+        if kept is None:
             return None
-        self.positions.append(kept.positions)
-        self.momenta.append(kept.momenta)
-        self.energies.append(kept.energies)
-        self.steps.append(steps[keep])
-        self.kinds.append(kept.kinds.astype(np.int8))
-        return steps[keep], kept
+        steps, states = kept
+        self.positions.append(states.positions)
+        self.momenta.append(states.momenta)
+        self.energies.append(states.energies)
+        self.steps.append(steps)
+        self.kinds.append(states.kinds.astype(np.int8))
+        return kept
 
     def result(self, stats: RunStats, numbers, masses, cell, pbc) -> RunResult:
         return RunResult(

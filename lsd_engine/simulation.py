@@ -1,7 +1,9 @@
 """The run loop shared by plain Langevin MD and the speculative sampler.
 
 A subclass implements ``_advance`` (one MD step, or one speculative round); this
-class owns the state, recording, files, checkpoints, progress and interrupts.
+class owns the state, the recorded frames and interrupts, and drives every output
+(trajectory, state log, checkpoint, summary, progress bar, observers, live data)
+through the reporter protocol of :mod:`lsd_engine.reporters`, at round ends.
 """
 
 from __future__ import annotations
@@ -9,9 +11,8 @@ from __future__ import annotations
 import os
 import time
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 from ase import Atoms
@@ -21,40 +22,13 @@ from .errors import CheckpointError, ModelError
 from .kernel import maxwell_boltzmann_momenta
 from .models.base import ForceModel
 from .params import IntegratorConstants, LangevinParams
-from .formats import StateLog, open_trajectory
-from .reporters import FrameWriter, write_summary
-from .results import FrameRecorder, RunResult, RunStats, StatsCounter, StepBlock
+from .reporters import (CheckpointReporter, Observer, ProgressReporter, RoundUpdate, RunControl, RunInfo,
+                        StateLogReporter, SummaryReporter, TrajectoryReporter)
+from .results import FrameRecorder, RunResult, RunStats, StatsCounter, StepBlock, StepKind
 from .rng import CounterRNG, Purpose
+from .validation import positive_int
 
 DEFAULT_CHECKPOINT_EVERY = 1000
-
-
-def _check_model(model: Any, role: str, n_atoms: int) -> ForceModel:
-    if not callable(getattr(model, "evaluate", None)):
-        raise TypeError(f"{role} model must have an evaluate(positions) method "
-                        f"(wrap a function with FunctionModel), got {type(model).__name__}")
-    expected = getattr(model, "n_atoms", None)
-    if expected is not None and expected != n_atoms:
-        raise ValueError(f"{role} model {getattr(model, 'name', model)!r} is bound to {expected} atoms, "
-                         f"but the system has {n_atoms}")
-    return model
-
-
-@dataclass
-class Observer:
-    """A function attached to a simulation: called at the end of the first round reaching each
-    multiple of ``interval`` steps."""
-
-    function: Callable[..., Any]
-    interval: int
-    args: tuple
-    kwargs: dict
-    next_step: int
-
-    def notify(self, step: int) -> None:
-        if step >= self.next_step:
-            self.next_step = (step // self.interval + 1) * self.interval
-            self.function(*self.args, **self.kwargs)
 
 
 class Simulation(ABC):
@@ -87,7 +61,7 @@ class Simulation(ABC):
             noise = self.rng.normal(0, (self.n_atoms, 3), Purpose.INITIAL_MOMENTA)
             self.momenta = maxwell_boltzmann_momenta(noise, self.constants)
         self.energy: float | None = None  # target energy at the last force-evaluation point
-        self.observers: list[Observer] = []
+        self.reporters: list[Any] = []  # reporters of every run() call (attach adds to them), before run()'s own
         self.live_block: StepBlock | None = None  # the states the last round produced (during run())
         self.live_stats: RunStats | None = None  # the running counts of the current run() call
         self.run_config: dict[str, Any] | None = None  # settings saved with each checkpoint (the CLI's RunConfig)
@@ -134,18 +108,20 @@ class Simulation(ABC):
         at that round end, ``self.step`` (at or past the multiple), ``self.positions``,
         ``self.momenta``, ``self.energy``, ``self.live_block`` (every state the round produced, in
         order, with their kinds) and ``self.live_stats`` (the current run's counts so far).
+        The observer is a reporter (``self.reporters``) and stays attached across ``run`` calls.
         """
         if not callable(function):
             raise TypeError(f"attach needs a callable, got {type(function).__name__}")
-        interval = _positive_int(interval, "interval")
+        interval = positive_int(interval, "interval")
         observer = Observer(function, interval, args, kwargs, (self.step // interval + 1) * interval)
-        self.observers.append(observer)
+        self.reporters.append(observer)
         return observer
 
     def run(self, n_steps: int, *, stride: int = 1, trajectory: str | os.PathLike | None = None,
             append: bool = False, checkpoint: str | os.PathLike | None = None,
             checkpoint_every: int = DEFAULT_CHECKPOINT_EVERY, summary: str | os.PathLike | None = None,
-            progress: bool = False, state_log: str | os.PathLike | None = None) -> RunResult:
+            progress: bool = False, state_log: str | os.PathLike | None = None,
+            reporters: Sequence[Any] = (), control: RunControl | None = None) -> RunResult:
         """Advance ``n_steps`` steps and return the saved frames and statistics.
 
         stride: keep every stride-th step (the initial state is always frame 0).
@@ -157,90 +133,93 @@ class Simulation(ABC):
         checkpoint: .npz path written every ``checkpoint_every`` steps, at the end, and
         on Ctrl-C or an error, so an interrupted run loses nothing.
         summary: JSON path for the run statistics.
+        reporters: more reporters for this call (``lsd_engine.reporters``: ``start``, ``report``
+        at every round end, ``flush`` at save points, ``finish``), after ``self.reporters``.
+        control: a ``RunControl`` to pause or stop the run between rounds (from another thread).
         """
-        n_steps = _positive_int(n_steps, "n_steps", allow_zero=True)
-        stride = _positive_int(stride, "stride")
-        checkpoint_every = _positive_int(checkpoint_every, "checkpoint_every")
+        n_steps = positive_int(n_steps, "n_steps", allow_zero=True)
+        stride = positive_int(stride, "stride")
+        checkpoint_every = positive_int(checkpoint_every, "checkpoint_every")
         for path in (trajectory, checkpoint, summary, state_log):
             if path is not None and not Path(path).resolve().parent.is_dir():
                 raise FileNotFoundError(f"output folder does not exist: {Path(path).resolve().parent}")
+        if control is not None and not isinstance(control, RunControl):
+            raise TypeError(f"control must be a lsd_engine.reporters.RunControl, got {type(control).__name__}")
+        built: list[Any] = []
+        if trajectory is not None:
+            built.append(TrajectoryReporter(trajectory, self, stride, append))
+        if state_log is not None:
+            built.append(StateLogReporter(state_log, self, stride, append))
+        if progress:
+            built.append(ProgressReporter())
+        if summary is not None:
+            built.append(SummaryReporter(summary))
+        everyone = built + list(self.reporters) + list(reporters)
+        if checkpoint is not None:
+            everyone.append(CheckpointReporter(checkpoint))  # last: files are flushed before the checkpoint
+        return self._run_loop(n_steps, stride, checkpoint_every, everyone, control)
+
+    def _run_loop(self, n_steps: int, stride: int, save_every: int, reporters: list[Any],
+                  control: RunControl | None) -> RunResult:
         counter = StatsCounter(self._lookahead())
         self.live_stats = counter.stats
-        start_time = time.perf_counter()
+        clock = _RunClock()
         start_step = self.step
         end_step = start_step + n_steps
-        timestep_fs = self.params.timestep_fs
-        writer = open_trajectory(trajectory, self.atoms, append, timestep_fs) if trajectory is not None else None
-        log = StateLog(state_log, self.atoms.get_masses(), timestep_fs, append) if state_log is not None else None
-        bar = _progress_bar(n_steps, progress)
+        calls = _ReporterCalls(reporters, counter.stats)
         recorder: FrameRecorder | None = None
         last_saved = start_step
+        stopped = False
         try:
             if n_steps > 0 or self.energy is None:
                 self._prepare(counter)
             recorder = FrameRecorder(stride, start_step, self.positions, self.momenta, self.energy)
-            first = (np.array([start_step]), self.positions[None], self.momenta[None], np.array([self.energy]))
-            if writer is not None and writer.starts_new_file:
-                writer.add(first[1], first[2], first[3], steps=first[0])
-            if log is not None and log.starts_new_file:
-                log.add(first[0], first[2], first[3])
-            next_bar_update = 0.0
+            initial = StepBlock(self.positions[None].copy(), self.momenta[None].copy(), np.array([self.energy]),
+                                np.array([StepKind.INITIAL], dtype=np.int8))
+            run = RunInfo(self, start_step, end_step, initial, clock.started_at)
+            calls.start(run)
             while self.step < end_step:
+                if control is not None and control.stop_requested:
+                    stopped = True
+                    break
                 block = self._advance(end_step - self.step, counter)
-                kept = recorder.add(block, self.step + 1)
+                recorder.add(block, self.step + 1)
                 self.positions = block.positions[-1]
                 self.momenta = block.momenta[-1]
                 self.energy = float(block.energies[-1])
                 self.step += len(block.energies)
                 self.live_block = block
-                for observer in self.observers:
-                    observer.notify(self.step)
-                if writer is not None and kept is not None:
-                    writer.add(kept[1].positions, kept[1].momenta, kept[1].energies, steps=kept[0])
-                if log is not None and kept is not None:
-                    elapsed_days = (time.perf_counter() - start_time) / 86400.0
-                    log.add(kept[0], kept[1].momenta, kept[1].energies,
-                            (self.step - start_step) * timestep_fs * 1e-6 / elapsed_days)
-                if self.step - last_saved >= checkpoint_every:
-                    self._save_outputs(writer, checkpoint, log)
+                calls.report(RoundUpdate(run, block, self.step, clock.elapsed_s(), counter))
+                if self.step - last_saved >= save_every:
+                    calls.flush()
                     last_saved = self.step
-                if bar is not None:
-                    bar.update(len(block.energies))
-                    now = time.perf_counter()
-                    if now >= next_bar_update:
-                        bar.set_postfix_str(_progress_text(counter), refresh=False)
-                        next_bar_update = now + 0.5
+                if control is not None and control.paused and not control.stop_requested:
+                    calls.flush()
+                    clock.pause()
+                    control.wait_while_paused()
+                    clock.resume()
         except BaseException as exc:
-            self._save_outputs(writer, checkpoint, log)
-            if isinstance(exc, ModelError) and recorder is not None:
-                stats = counter.finish(self.step - start_step, time.perf_counter() - start_time)
-                exc.partial_result = self._result(recorder, stats)
-                if summary is not None:
-                    write_summary(summary, self._summary(stats, error=str(exc)))
+            calls.flush()
+            if recorder is not None and calls.started_run is not None:
+                stats = counter.finish(self.step - start_step, clock.elapsed_s())
+                if isinstance(exc, ModelError):
+                    exc.partial_result = self._result(recorder, stats)
+                calls.finish(calls.started_run, stats, exc)
             raise
-        finally:
-            if bar is not None:
-                bar.close()
-        self._save_outputs(writer, checkpoint, log)
-        stats = counter.finish(n_steps, time.perf_counter() - start_time)
-        if summary is not None:
-            write_summary(summary, self._summary(stats))
-        return self._result(recorder, stats)
+        calls.flush()
+        stats = counter.finish(self.step - start_step, clock.elapsed_s())
+        calls.finish(run, stats, None)
+        result = self._result(recorder, stats)
+        result.stopped = stopped
+        return result
 
     def _result(self, recorder: FrameRecorder, stats) -> RunResult:
         return recorder.result(stats, self.atoms.get_atomic_numbers(), self.atoms.get_masses(),
                                np.array(self.atoms.get_cell()), self.atoms.get_pbc())
 
-    def _save_outputs(self, writer: FrameWriter | None, checkpoint: str | os.PathLike | None,
-                      log: StateLog | None = None) -> None:
-        if writer is not None:
-            writer.flush()
-        if log is not None:
-            log.flush()
-        if checkpoint is not None and self.energy is not None:
-            self.save_checkpoint(checkpoint)
-
-    def _summary(self, stats, error: str | None = None) -> dict[str, Any]:
+    def summary(self, stats: RunStats, error: str | None = None) -> dict[str, Any]:
+        """The JSON-ready summary of a run: sampler, step, seed, parameters, options, ``stats``,
+        where the target ran, and ``error`` if the run failed."""
         out = {"sampler": type(self).__name__, "step": self.step, "seed": self.seed,
                "n_atoms": self.n_atoms, "params": self.params.to_dict(), "options": self._options(),
                "stats": stats.to_dict()}
@@ -286,24 +265,74 @@ class Simulation(ABC):
         self._restore_sampler_state(state.sampler_state)
 
 
-def _positive_int(value: Any, name: str, allow_zero: bool = False) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an integer, got {value!r}")
-    if value < 0 or (value == 0 and not allow_zero):
-        raise ValueError(f"{name} must be {'non-negative' if allow_zero else 'positive'}, got {value}")
-    return int(value)
+class _RunClock:
+    """Seconds since a run started, pauses excluded."""
+
+    def __init__(self) -> None:
+        self.started_at = time.perf_counter()
+        self._paused_s = 0.0
+        self._paused_at: float | None = None
+
+    def elapsed_s(self) -> float:
+        return time.perf_counter() - self.started_at - self._paused_s
+
+    def pause(self) -> None:
+        self._paused_at = time.perf_counter()
+
+    def resume(self) -> None:
+        if self._paused_at is not None:
+            self._paused_s += time.perf_counter() - self._paused_at
+            self._paused_at = None
 
 
-def _progress_bar(total: int, enabled: bool):
-    if not enabled:
-        return None
-    from tqdm.auto import tqdm
+class _ReporterCalls:
+    """Calls the reporters in order and counts their time in ``stats.time_reporting_s``.
 
-    return tqdm(total=total, unit="step", dynamic_ncols=True, mininterval=0.5)
+    ``finish`` reaches every reporter that was started, even when one of them fails (the first
+    failure is raised afterwards); a save point before the start (a failed initial energy) only flushes.
+    """
 
+    def __init__(self, reporters: list[Any], stats: RunStats):
+        self.reporters = reporters
+        self.stats = stats
+        self.started: list[Any] = []
+        self.started_run: RunInfo | None = None
 
-def _progress_text(counter: StatsCounter) -> str:
-    verified = int(counter.depth_verified.sum())
-    if verified:
-        return f"acc={counter.depth_accepted.sum() / verified:.2f}"
-    return ""
+    def _each(self, reporters: list[Any], method: str, *args: Any) -> None:
+        t0 = time.perf_counter()
+        try:
+            for reporter in reporters:
+                function = getattr(reporter, method, None)
+                if function is not None:
+                    function(*args)
+        finally:
+            self.stats.time_reporting_s += time.perf_counter() - t0
+
+    def start(self, run: RunInfo) -> None:
+        self.started_run = run
+        t0 = time.perf_counter()
+        try:
+            for reporter in self.reporters:
+                self.started.append(reporter)
+                if hasattr(reporter, "start"):
+                    reporter.start(run)
+        finally:
+            self.stats.time_reporting_s += time.perf_counter() - t0
+
+    def report(self, update: RoundUpdate) -> None:
+        self._each(self.started, "report", update)
+
+    def flush(self) -> None:
+        if self.started:
+            self._each(self.started, "flush", self.started_run)
+
+    def finish(self, run: RunInfo, stats: RunStats, error: BaseException | None) -> None:
+        failure: BaseException | None = None
+        for reporter in self.started:
+            try:
+                if hasattr(reporter, "finish"):
+                    reporter.finish(run, stats, error)
+            except Exception as exc:  # noqa: BLE001 - every reporter finishes; the first failure is raised
+                failure = failure or exc
+        if failure is not None and error is None:
+            raise failure

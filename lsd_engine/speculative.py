@@ -24,8 +24,9 @@ from .kernel import end_position, half_step_position, momentum_mean, next_moment
 from .models.base import ForceModel, evaluate_checked
 from .params import LangevinParams
 from .results import StatsCounter, StepBlock, StepKind
-from .simulation import Simulation, _check_model, _positive_int
+from .simulation import Simulation
 from .streaming import StreamingScheduler
+from .validation import check_model, positive_int
 
 MODES = ("sync", "async")
 
@@ -64,9 +65,9 @@ class SpeculativeSampler(Simulation):
                  executor: Executor | None = None, mode: str = "sync",
                  draft_correction: DraftCorrection | None = None, lookahead_policy: Any | None = None):
         super().__init__(atoms, params, seed)
-        self.draft = _check_model(draft, "draft", self.n_atoms)
-        self._target = _check_model(target, "target", self.n_atoms)
-        self.lookahead = _positive_int(lookahead, "lookahead")
+        self.draft = check_model(draft, "draft", self.n_atoms)
+        self._target = check_model(target, "target", self.n_atoms)
+        self.lookahead = positive_int(lookahead, "lookahead")
         if lookahead_policy is not None:
             needed = ("choose", "record_round", "state", "restore", "k_max")
             missing = [name for name in needed if not hasattr(lookahead_policy, name)]

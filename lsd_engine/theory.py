@@ -31,8 +31,8 @@ from .kernel import half_step_position
 from .langevin_md import LangevinMD
 from .models.base import ForceModel, evaluate_checked
 from .params import IntegratorConstants, LangevinParams
-from .results import _jsonable as _jsonable_leaf
 from .timing import measure_costs
+from .validation import jsonable
 
 TargetCost = Callable[[int], float] | Mapping[int, float]
 """Target wall time per call as a function of batch size: a callable B -> s, or a table {B: s}."""
@@ -376,15 +376,6 @@ def scaling_law_epsilon(force_error_eV_per_A: ArrayLike, mean_mass_amu: ArrayLik
 # Prediction from a calibration run
 # --------------------------------------------------------------------------------------
 
-def _jsonable(value: Any) -> Any:
-    """Like the run statistics' conversion, also into dicts and lists."""
-    if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    return _jsonable_leaf(value)
-
-
 @dataclass
 class Prediction:
     """Predicted acceptance and speedup of LSD for one draft/target pair (see ``predict``).
@@ -429,7 +420,7 @@ class Prediction:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (arrays become lists, NaN becomes None)."""
-        return {f.name: _jsonable(getattr(self, f.name)) for f in fields(self)}
+        return {f.name: jsonable(getattr(self, f.name)) for f in fields(self)}
 
 
 def _check_count(value: int, name: str, minimum: int) -> int:
