@@ -29,7 +29,7 @@ from .validation import MAX_TEXT_LENGTH, URL_SETTINGS
 from .views import LiveViews
 
 REFRESH_MS = 700
-PAGE_FLAGS = ("autostart",)  # URL arguments that act on the page rather than the run settings
+PAGE_FLAGS = ("autostart", "preset")  # URL arguments that act on the page rather than the run settings
 
 ABOUT = """
 **Langevin Speculative Dynamics.** A cheap *draft* model proposes K Langevin steps, the expensive
@@ -61,6 +61,14 @@ def apply_query_args(controller: RunController, args: Mapping[str, Any]) -> list
     reported, not raised. Returns the messages.
     """
     messages = []
+    preset = args.get("preset")
+    if preset:
+        key = preset[0] if isinstance(preset, (list, tuple)) else preset
+        key = key.decode(errors="replace") if isinstance(key, bytes) else str(key)
+        if key in choices.PRESETS:
+            controller.param.update(**choices.PRESETS[key]["settings"])  # then the URL's own settings
+        else:
+            messages.append(f"ignored URL preset {key[:40]!r} (presets: {', '.join(choices.PRESETS)})")
     for name, raw in args.items():
         name = str(name)[:40]
         value = raw[0] if isinstance(raw, (list, tuple)) and raw else raw
@@ -179,6 +187,11 @@ class Dashboard(pn.viewable.Viewer):
         self.background_list = pn.Column(sizing_mode="stretch_width", css_classes=["lsd-background"])
         self.url_note = pn.pane.Alert("", alert_type="warning", visible=False, sizing_mode="stretch_width",
                                       css_classes=["lsd-url-note"])
+        self.preset = pn.widgets.Select(name="Preset", options={"(none)": "", **{
+            v["label"]: k for k, v in choices.PRESETS.items()}}, css_classes=["lsd-preset"], sizing_mode="stretch_width")
+        self.preset.param.watch(lambda event: self.apply_preset(event.new), "value")
+        self.preset_note = pn.pane.Alert("", alert_type="info", visible=False, sizing_mode="stretch_width",
+                                         css_classes=["lsd-preset-note"])
         self._background_shown: tuple = ()
         self.buttons = {
             "start": pn.widgets.Button(label="Start", color="success", css_classes=["lsd-start"]),
@@ -221,7 +234,7 @@ class Dashboard(pn.viewable.Viewer):
         integer = pn.widgets.IntInput.from_param
         return [
             pn.Row(*self.buttons.values(), sizing_mode="stretch_width"),
-            status, error, self.url_note, self.background_list,
+            status, error, self.url_note, self.background_list, self.preset,
             pn.Card(
                 pn.widgets.Select.from_param(p.system, name="System", css_classes=["lsd-system"]),
                 pn.pane.Markdown(f"or upload a structure ({', '.join(UPLOAD_SUFFIXES)}; at most "
@@ -300,9 +313,13 @@ class Dashboard(pn.viewable.Viewer):
         v = self.views.panels
         live = pn.Column(
             pn.pane.Markdown(ABOUT, sizing_mode="stretch_width"),
+            self.preset_note,
             pn.Row(pn.Column(v["molecule"], v["strip"], sizing_mode="stretch_width"),
                    pn.Column(v["numbers"], v["speedup"], sizing_mode="stretch_width"), sizing_mode="stretch_width"),
-            pn.Row(v["rama_lsd"], v["rama_ref"], v["observables"], sizing_mode="stretch_width"),
+            pn.Row(v["rama_draft"], v["rama_ref"], v["rama_lsd"], sizing_mode="stretch_width"),
+            v["observables"],
+            pn.pane.Markdown("### Draft MD vs target MD vs LSD", margin=(0, 10)),
+            v["comparison"],
             pn.Row(v["depth"], v["lookahead"], v["timing"], sizing_mode="stretch_width"),
             pn.Row(v["energy"], v["temperature"], v["lookahead_blocks"], sizing_mode="stretch_width"),
             sizing_mode="stretch_width")
@@ -348,6 +365,19 @@ class Dashboard(pn.viewable.Viewer):
             return
         self.controller.param.update(structure_path=str(path), system=choices.UPLOADED)
         self._upload_said(f"Using {path.name}: {report['n_atoms']} atoms ({report['formula']}).", "success")
+
+    def apply_preset(self, key: str, settings: bool = True) -> None:
+        """Apply a preset's run settings (``choices.PRESETS``; ``settings=False``: already applied, as from
+        a URL) and explain what it shows."""
+        preset = choices.PRESETS.get(key)
+        if preset is None:
+            self.preset_note.visible = False
+            return
+        if settings and not self.controller.running:
+            self.controller.param.update(**preset["settings"])
+        self.preset_note.param.update(object=preset["explanation"], visible=True)
+        if self.preset.value != key:
+            self.preset.value = key
 
     def show_url_messages(self, messages: list[str]) -> None:
         """Say which URL settings were not used (kept on the page while the run goes)."""
@@ -429,6 +459,9 @@ def serve_page(policy: ServerPolicy | None = None) -> pn.template.BaseTemplate:
     messages = apply_query_args(controller, pn.state.session_args or {})
     dashboard = Dashboard(controller)
     dashboard.show_url_messages(messages)
+    preset = (pn.state.session_args or {}).get("preset")
+    if preset and preset[0].decode(errors="replace") in choices.PRESETS:
+        dashboard.apply_preset(preset[0].decode(errors="replace"), settings=False)
     if pn.state.curdoc is not None and pn.state.curdoc.session_context is not None:
         pn.state.on_session_destroyed(lambda context: dashboard.session_closed())
     if "autostart" in (pn.state.session_args or {}):

@@ -28,6 +28,7 @@ import param
 from ase import Atoms
 
 from lsd_engine import LangevinMD, ModelError, SpeculativeSampler, models
+from lsd_engine.executors import describe_execution
 from lsd_engine.learning import CORRECTIONS
 from lsd_engine.runconfig import RunConfig, build_draft_correction, build_sampler
 from lsd_engine.systems import system_info
@@ -41,12 +42,16 @@ from .validation import settings_problems
 #: The reference run uses an independent seed, so the Ramachandran comparison is between
 #: two independent trajectories (the same seed would couple their noise).
 REFERENCE_SEED_OFFSET = 1_000_003
+DRAFT_SEED_OFFSET = 2_000_003
+#: Draft MD gets at most this share of the LSD run's wall time (it follows LSD's step count when it can).
+DRAFT_TIME_SHARE = 0.25
 
 CONFIG_PARAMETERS = (
     "system", "structure_path", "draft", "target", "draft_options", "target_options", "temperature_K",
     "timestep_fs", "friction_per_ps", "hydrogen_mass_amu", "lookahead", "error_correction", "draft_learning",
     "adaptive_lookahead", "min_lookahead", "mode",
-    "executor", "n_workers", "scheduler_address", "n_steps", "seed", "reference", "reference_share",
+    "executor", "n_workers", "scheduler_address", "n_steps", "seed", "reference", "draft_reference",
+    "reference_share",
     "block_seconds", "save_stride", "keep_running", "output_dir",
 )
 
@@ -93,6 +98,8 @@ class RunController(param.Parameterized):
     seed = param.Integer(default=0, bounds=(0, 2**63 - 1))
     reference = param.Boolean(default=True, doc="Run plain target MD alongside (measured speedup, "
                                                 "reference Ramachandran plot).")
+    draft_reference = param.Boolean(default=True, doc="Run plain draft MD alongside too: what the draft alone "
+                                                      "would sample, beside target MD and LSD.")
     reference_share = param.Number(default=0.5, bounds=(0.05, 0.95),
                                    doc="Share of the run thread's time given to the reference MD.")
     block_seconds = param.Number(default=1.0, bounds=(0.001, 600.0),
@@ -223,7 +230,8 @@ class RunController(param.Parameterized):
             identical = (self.draft, self.draft_options.strip()) == (self.target, self.target_options.strip())
             notes.extend(choices.pair_notes(self.draft, self.target, identical))
         if atoms is not None and not system_info(atoms).get("phi_indices"):
-            notes.append("This system has no backbone dihedrals: the Ramachandran comparison is off.")
+            notes.append("This system has no backbone dihedrals: no Ramachandran plots (the comparison below uses "
+                         "pair distances, kinetic temperature and potential energy).")
         reason = choices.executor_support().get(self.executor)
         if reason:
             problems.append(f"Executor {self.executor}: {reason}")
@@ -362,6 +370,7 @@ class RunController(param.Parameterized):
             self.param.update(message=f"Starting the executor ({cfg['executor']})…")
             executor, close_executor = choices.build_executor(cfg["executor"], cfg["n_workers"],
                                                               cfg["scheduler_address"])
+            self.data.set_execution(describe_execution(target, executor))
             # warm up first: the adaptive-K policy times the models once when it is built
             self.param.update(message="Warming up the models (first calls are not timed)…")
             warm_up(atoms, draft, target, cfg["lookahead"] + 1)
@@ -370,9 +379,11 @@ class RunController(param.Parameterized):
             sampler = build_sampler(config, atoms, draft, target, executor)
             reference = (LangevinMD(atoms, target, params, seed=cfg["seed"] + REFERENCE_SEED_OFFSET)
                          if cfg["reference"] else None)
+            draft_md = (LangevinMD(atoms, draft, params, seed=cfg["seed"] + DRAFT_SEED_OFFSET)
+                        if cfg["draft_reference"] else None)
             self._note_speculation(sampler, cfg)
             self.param.update(status="running", message="Running.")
-            self._loop(sampler, reference, cfg)
+            self._loop(sampler, reference, draft_md, cfg)
             stopped = self._stop.is_set() and self.data.lsd.n_steps < cfg["n_steps"]
             self.param.update(status="stopped" if stopped else "finished",
                               message=f"{'Stopped' if stopped else 'Finished'} after {self.data.lsd.n_steps} "
@@ -398,7 +409,8 @@ class RunController(param.Parameterized):
         except Exception as exc:  # noqa: BLE001 - report, the run itself is over
             self.message += f" Writing the results to {self.output_dir} failed: {exc}"
 
-    def _loop(self, sampler: SpeculativeSampler, reference: LangevinMD | None, cfg: dict[str, Any]) -> None:
+    def _loop(self, sampler: SpeculativeSampler, reference: LangevinMD | None, draft_md: LangevinMD | None,
+              cfg: dict[str, Any]) -> None:
         data = self.data
         share = cfg["reference_share"]
         reference_rate = math.nan  # reference steps per second, learnt as it runs
@@ -420,6 +432,8 @@ class RunController(param.Parameterized):
             if reference is not None:
                 budget = data.lsd.stats.wall_time_s * share / (1.0 - share) - data.reference.stats.wall_time_s
                 reference_rate = self._reference_block(reference, budget, reference_rate)
+            if draft_md is not None:
+                self._draft_block(draft_md)
             data.mark_block()
             self.param.update(steps_done=data.lsd.n_steps, reference_steps_done=data.reference.n_steps)
 
@@ -428,6 +442,17 @@ class RunController(param.Parameterized):
         learning = draft_learning_state(cfg["draft_learning"], sampler.draft_correction)
         self.data.record_speculation(sampler.lookahead, learning, stats)
         self.speculation = speculation_text(sampler.lookahead, learning, cfg)
+
+    def _draft_block(self, draft_md: LangevinMD) -> None:
+        """Plain draft MD up to LSD's step count, within :data:`DRAFT_TIME_SHARE` of LSD's wall time."""
+        data = self.data
+        lag = data.lsd.n_steps - data.draft.n_steps
+        budget = DRAFT_TIME_SHARE * data.lsd.stats.wall_time_s - data.draft.stats.wall_time_s
+        if lag <= 0 or budget <= 0:
+            return
+        rate = data.draft.stats.steps_per_s
+        n = lag if not math.isfinite(rate) or rate <= 0 else int(min(lag, max(1, rate * budget)))
+        data.add_draft(_run_block(draft_md, min(n, MAX_BLOCK_STEPS), "draft MD", data.add_draft))
 
     def _reference_block(self, reference: LangevinMD, budget_s: float, rate: float) -> float:
         """Plain target MD for about ``budget_s`` seconds (none if the reference is ahead); returns the step rate."""

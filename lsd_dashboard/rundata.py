@@ -17,6 +17,8 @@ import numpy as np
 
 from lsd_engine import RunResult, RunStats, StepKind, observables, theory
 
+from .comparison import Comparison
+
 RAMA_BINS = 36
 HISTORY_MIN_STEPS = 20  # speedup history starts once both runs have this many steps
 
@@ -92,6 +94,19 @@ def learning_text(learning: dict[str, Any]) -> str:
     label = name if requested in (None, name) else f"{requested} → {name}"
     state = "model in use" if learning.get("uses_model") else "constant EC for now"
     return f"{label} ({state}, {learning.get('n_labels', 0)} labels)"
+
+
+def execution_text(execution: dict[str, Any]) -> str:
+    """``in this process on cpu (AMD EPYC)``, ``dask (cuda cluster), 2 workers on cuda:0 (NVIDIA H200)`` …"""
+    if not execution:
+        return "–"
+    where = "in this process" if execution.get("executor") == "local" else (
+        f"{execution.get('executor')}" + (f" ({execution['cluster']} cluster)" if execution.get("cluster") else "")
+        + f", {execution.get('workers', '?')} workers")
+    device = execution.get("device") or "cpu"
+    name = execution.get("device_name")
+    text = f"{where} on {device}" + (f" ({name})" if name else "")
+    return text + (f"; {execution['note']}" if execution.get("note") else "")
 
 
 def speculation_text(lookahead: int, learning: dict[str, Any], config: dict[str, Any]) -> str:
@@ -180,14 +195,15 @@ class TrajectoryLog:
     def n_rows(self) -> int:
         return self.columns["step"].size
 
-    def add(self, result: RunResult) -> None:
-        """Append a ``run(n, stride=1)`` result; its first frame repeats the previous block's last state."""
+    def add(self, result: RunResult) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Append a ``run(n, stride=1)`` result; its first frame repeats the previous block's last state.
+        Returns the new (positions, momenta, energies)."""
         start = 0 if not self.started else 1
         self.started = True
         positions = result.positions[start:]
         self.stats.add(result.stats)
         if len(positions) == 0:
-            return
+            return positions, result.momenta[start:], result.energies[start:]
         momenta, steps = result.momenta[start:], result.steps[start:]
         kinds, energies = result.kinds[start:], result.energies[start:]
         cols = self.columns
@@ -208,6 +224,7 @@ class TrajectoryLog:
         self.last_positions = np.array(positions[-1])
         self.last_kind = int(kinds[-1])
         self.last_step = int(steps[-1])
+        return positions, momenta, energies
 
     def rows_since(self, cursor: int) -> dict[str, np.ndarray]:
         """Copies of the per-step columns from row ``cursor`` on (phi/psi empty without dihedrals)."""
@@ -252,26 +269,41 @@ class RunData:
         masses = atoms.get_masses() if atoms is not None else np.ones(1)
         self.lsd = TrajectoryLog("LSD", masses, save_stride, dihedrals)
         self.reference = TrajectoryLog("target MD", masses, save_stride, dihedrals)
+        self.draft = TrajectoryLog("draft MD", masses, save_stride, dihedrals)
+        self.comparison = (Comparison(atoms, float(self.config.get("temperature_K", 300.0)), dihedrals)
+                           if atoms is not None else None)
         self.history = {"step": _Column(np.int64), "measured": _Column(), "predicted": _Column(),
                         "acceptance": _Column()}
         # per LSD block: the K of the next round, and the mean K of the rounds that ended in the block
         self.blocks = {"step": _Column(np.int64), "lookahead": _Column(np.int64), "mean_lookahead": _Column()}
         self.lookahead_now: int | None = None
         self.learning: dict[str, Any] = {}  # draft_learning_state of the sampler's correction
+        self.execution: dict[str, Any] = {}  # where the target runs (lsd_engine.executors.describe_execution)
         self.version = 0
 
     @property
     def has_dihedrals(self) -> bool:
         return self.lsd.dihedrals is not None
 
-    def add_lsd(self, result: RunResult) -> None:
+    def set_execution(self, execution: dict[str, Any]) -> None:
         with self.lock:
-            self.lsd.add(result)
+            self.execution = dict(execution)
             self.version += 1
 
+    def add_lsd(self, result: RunResult) -> None:
+        self._add(self.lsd, result)
+
     def add_reference(self, result: RunResult) -> None:
+        self._add(self.reference, result)
+
+    def add_draft(self, result: RunResult) -> None:
+        self._add(self.draft, result)
+
+    def _add(self, log: TrajectoryLog, result: RunResult) -> None:
         with self.lock:
-            self.reference.add(result)
+            block = log.add(result)
+            if self.comparison is not None:
+                self.comparison.add(log.label, *block)
             self.version += 1
 
     def mark_block(self) -> None:
@@ -367,6 +399,14 @@ class RunData:
         return theory.mixed_lookahead(np.nan_to_num(a), dict(zip(ks.tolist(), weights)), c["draft_step_s"], cost,
                                       c["overhead_per_round_s"])[1]
 
+    def ns_per_day(self) -> dict[str, float]:
+        """Simulated time per wall-clock day of each run (ns/day, as MD users quote it)."""
+        dt_fs = float(self.config.get("timestep_fs", math.nan))
+        rate = {"LSD": self.lsd.stats.steps_per_s, "target MD": self.reference.stats.steps_per_s,
+                "draft MD": self.draft.stats.steps_per_s}
+        return {run: (r * dt_fs * 86400.0 * 1e-6 if math.isfinite(r) and r > 0 else math.nan)
+                for run, r in rate.items()}
+
     def js_divergence(self) -> float:
         p, q = self.lsd.ramachandran(), self.reference.ramachandran()
         if p is None or q is None:
@@ -388,6 +428,11 @@ class RunData:
                                 "draft_learning_text": learning_text(self.learning),
                                 "mean_lookahead": mean_lookahead(self.lsd.stats.rounds_by_lookahead)},
                 "ramachandran_js_divergence_bits": self.js_divergence(),
+                "draft_md": self.draft.stats.to_dict() if self.draft.n_steps else None,
+                "execution": self.execution,
+                "throughput_ns_per_day": self.ns_per_day(),
+                "comparison": self.comparison.reports() if self.comparison is not None else [],
+                "converged": self.comparison.converged() if self.comparison is not None else None,
                 "basin_populations": {"lsd": self.lsd.basin_populations(),
                                       "reference_md": self.reference.basin_populations()},
             })

@@ -25,7 +25,7 @@ URL_SETTINGS = (
     "system", "draft", "target", "draft_options", "target_options", "temperature_K", "timestep_fs",
     "friction_per_ps", "hydrogen_mass_amu", "lookahead", "error_correction", "draft_learning",
     "adaptive_lookahead", "min_lookahead", "mode", "executor", "n_workers", "n_steps", "seed", "reference",
-    "reference_share", "block_seconds", "save_stride", "keep_running",
+    "draft_reference", "reference_share", "block_seconds", "save_stride", "keep_running",
 )
 MAX_TEXT_LENGTH = 200
 MAX_SEED = 2**63 - 1

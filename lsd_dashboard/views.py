@@ -24,8 +24,9 @@ from bokeh.plotting import figure
 
 from lsd_engine.observables import ALANINE_BASINS
 
+from .comparison_view import ComparisonView
 from .controller import RunController
-from .rundata import KIND_STYLE, RAMA_BINS, RunData, learning_text, mean_lookahead
+from .rundata import KIND_STYLE, RAMA_BINS, RunData, execution_text, learning_text, mean_lookahead
 from .viewer3d import MoleculeView
 
 RAMA_CLIM = (1e-4, 0.2)  # fixed colour range: the LSD and reference plots are directly comparable
@@ -35,7 +36,8 @@ MAX_NEW_POINTS = 400  # per trace and refresh (thinned beyond that)
 KIND_COLOURS = {code: colour for code, (_, colour) in KIND_STYLE.items()}
 TIMING_PARTS = ("draft", "target", "verification", "overhead")
 TIMING_COLOURS = ("#2ca02c", "#1f77b4", "#ff7f0e", "#7f7f7f")
-RUN_COLOURS = {"LSD": "#2ca02c", "target MD": "#1f77b4"}
+RUN_COLOURS = {"LSD": "#2ca02c", "target MD": "#1f77b4", "draft MD": "#ff7f0e"}
+TARGET_ENERGY_RUNS = ("LSD", "target MD")  # draft MD's energies are the draft's, on another scale
 TOOLS = "pan,wheel_zoom,box_zoom,reset,save"
 
 
@@ -71,9 +73,10 @@ class LiveViews:
         self._data: RunData | None = None
         self._seen_version = -1
         self._seen_status = ""
-        self._cursor = {"LSD": 0, "target MD": 0, "history": 0, "blocks": 0}
+        self._cursor = {"LSD": 0, "target MD": 0, "draft MD": 0, "history": 0, "blocks": 0}
         self._energy_zero: float | None = None
         self._last_point: dict[str, tuple[float, float]] = {}
+        self.comparison = ComparisonView()
         self.molecule = MoleculeView(self._initial_atoms())
         self.sources = {
             "strip": ColumnDataSource({"step": [], "colour": []}),
@@ -112,6 +115,8 @@ class LiveViews:
         for column, title in (("energy", "potential energy − initial (eV)"), ("temperature", "kinetic T (K)")):
             fig = _figure(title)
             for label, colour in RUN_COLOURS.items():
+                if column == "energy" and label not in TARGET_ENERGY_RUNS:
+                    continue
                 fig.line("step", column, source=src[f"trace:{label}"], color=colour, line_width=1.5,
                          legend_label=label)
             fig.legend.location = "top_left"
@@ -178,7 +183,9 @@ class LiveViews:
             "temperature": _pane(traces["temperature"]),
             "rama_lsd": _pane(rama["LSD"], ["lsd-rama", "lsd-rama-lsd"]),
             "rama_ref": _pane(rama["target MD"], ["lsd-rama", "lsd-rama-ref"]),
+            "rama_draft": _pane(rama["draft MD"], ["lsd-rama", "lsd-rama-draft"]),
             "observables": self.observables,
+            "comparison": self.comparison.panel,
         }
 
     # -- numbers ---------------------------------------------------------------------
@@ -187,13 +194,16 @@ class LiveViews:
         cards = [("acceptance", "acceptance"), ("steps-per-round", "steps per target call"),
                  ("speedup-measured", "measured speedup"), ("speedup-predicted", "theory speedup"),
                  ("lsd-rate", "LSD steps/s"), ("ref-rate", "target MD steps/s"),
+                 ("lsd-ns-day", "LSD ns/day"), ("ref-ns-day", "target MD ns/day"),
                  ("steps", "LSD steps"), ("ref-steps", "target MD steps"),
                  ("lookahead", "lookahead K (mean)")]
         items = "".join(
             f"<div class='card'><div class='value' data-testid='{key}'>{html.escape(values.get(key, '–'))}</div>"
             f"<div class='label'>{label}</div></div>" for key, label in cards)
         learning = (f"<div class='learning'>draft learning: <span data-testid='draft-learning'>"
-                    f"{html.escape(values.get('draft-learning', '–'))}</span></div>")
+                    f"{html.escape(values.get('draft-learning', '–'))}</span></div>"
+                    f"<div class='learning'>target runs: <span data-testid='execution'>"
+                    f"{html.escape(values.get('execution', '–'))}</span></div>")
         style = ("<style>.lsdn{display:flex;flex-wrap:wrap;gap:8px}.lsdn .card{flex:1 1 110px;border:1px solid #ddd;"
                  "border-radius:6px;padding:6px 8px;background:#fafafa}.lsdn .value{font-size:1.5em;font-weight:600}"
                  ".lsdn .label{font-size:.8em;color:#555}.lsdn .learning{flex:1 1 100%;font-size:.9em}</style>")
@@ -219,7 +229,7 @@ class LiveViews:
     # -- refresh -------------------------------------------------------------------------
     def _reset(self, data: RunData) -> None:
         self._data = data
-        self._cursor = {"LSD": 0, "target MD": 0, "history": 0, "blocks": 0}
+        self._cursor = {"LSD": 0, "target MD": 0, "draft MD": 0, "history": 0, "blocks": 0}
         self._energy_zero = None
         self._last_point = {}
         for key, source in self.sources.items():
@@ -245,16 +255,20 @@ class LiveViews:
         with data.lock:
             self._seen_version, self._seen_status = data.version, status
             rows = {"LSD": data.lsd.rows_since(self._cursor["LSD"]),
-                    "target MD": data.reference.rows_since(self._cursor["target MD"])}
+                    "target MD": data.reference.rows_since(self._cursor["target MD"]),
+                    "draft MD": data.draft.rows_since(self._cursor["draft MD"])}
             history = data.history_since(self._cursor["history"])
             blocks = data.blocks_since(self._cursor["blocks"])
             shares = data.lookahead_shares()
             last = (data.lsd.last_positions, data.lsd.last_kind, data.lsd.last_step)
             depth = data.lsd.stats.acceptance_by_depth
-            timing = {"LSD": data.lsd.stats.per_step_ms(), "target MD": data.reference.stats.per_step_ms()}
-            hists = {"LSD": data.lsd.ramachandran(), "target MD": data.reference.ramachandran()}
+            timing = {"LSD": data.lsd.stats.per_step_ms(), "target MD": data.reference.stats.per_step_ms(),
+                      "draft MD": data.draft.stats.per_step_ms()}
+            hists = {"LSD": data.lsd.ramachandran(), "target MD": data.reference.ramachandran(),
+                     "draft MD": data.draft.ramachandran()}
             numbers = self._current_numbers(data)
             observables_html = self._observables_html(data)
+            self.comparison.refresh(data.comparison)
         self._push(rows, history, last, depth, timing, hists)
         self._push_lookahead(blocks, shares)
         self.numbers.object = self._numbers_html(numbers)
@@ -266,6 +280,7 @@ class LiveViews:
     @staticmethod
     def _current_numbers(data: RunData) -> dict[str, str]:
         lsd, ref = data.lsd.stats, data.reference.stats
+        throughput = data.ns_per_day()
         return {
             "acceptance": _fmt(lsd.acceptance_rate, 3),
             "steps-per-round": (f"{_fmt(lsd.n_steps / lsd.target_calls if lsd.target_calls else math.nan)}"
@@ -273,10 +288,12 @@ class LiveViews:
             "speedup-measured": _fmt(data.measured_speedup(), 2, "×"),
             "speedup-predicted": _fmt(data.predicted_speedup(), 2, "×"),
             "lsd-rate": _fmt(lsd.steps_per_s, 1), "ref-rate": _fmt(ref.steps_per_s, 1),
+            "lsd-ns-day": _fmt(throughput["LSD"], 3), "ref-ns-day": _fmt(throughput["target MD"], 3),
             "steps": str(lsd.n_steps), "ref-steps": str(ref.n_steps),
             "lookahead": ("–" if data.lookahead_now is None else
                           f"{data.lookahead_now} ({_fmt(mean_lookahead(lsd.rounds_by_lookahead), 1)})"),
             "draft-learning": learning_text(data.learning),
+            "execution": execution_text(data.execution),
         }
 
     def _push_lookahead(self, blocks: dict[str, np.ndarray], shares: np.ndarray) -> None:
@@ -296,10 +313,12 @@ class LiveViews:
             if not n:
                 continue
             self._cursor[label] += n
-            if self._energy_zero is None:
+            if self._energy_zero is None and label in TARGET_ENERGY_RUNS:
                 self._energy_zero = float(new["energy"][0])
             thin = _thin(new)
-            src[f"trace:{label}"].stream({"step": thin["step"], "energy": thin["energy"] - self._energy_zero,
+            energy = thin["energy"] - self._energy_zero if label in TARGET_ENERGY_RUNS else np.full(len(thin["step"]),
+                                                                                                   np.nan)
+            src[f"trace:{label}"].stream({"step": thin["step"], "energy": energy,
                                           "temperature": thin["temperature"]}, rollover=TRACE_LENGTH)
             if label == "LSD":
                 tail = new["kind"][-STRIP_LENGTH:]

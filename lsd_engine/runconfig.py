@@ -34,6 +34,7 @@ BUILTIN_SYSTEMS = {
     "copper-32": "FCC copper 2x2x2 conventional cells (32 atoms, periodic)",
     "copper-108": "FCC copper 3x3x3 conventional cells (108 atoms, periodic)",
     "water-box": "periodic box of water molecules",
+    "argon-13": "icosahedral argon cluster (13 atoms, non-periodic; the dashboard's teaching preset)",
 }
 
 
@@ -218,6 +219,7 @@ def build_system(name: str, hydrogen_mass_amu: float | None = None) -> Atoms:
         "copper-32": lambda: systems.copper_fcc(2),
         "copper-108": lambda: systems.copper_fcc(3),
         "water-box": lambda: systems.water_box(1),
+        "argon-13": lambda: systems.argon_cluster(2),
     }
     if name in builders:
         atoms = builders[name]()

@@ -44,7 +44,8 @@ SOLVENTS = ("vacuum", "implicit", "explicit")
 
 __all__ = [
     "ALANINE_PHI", "ALANINE_PSI", "DATA_DIR", "SOLVENTS", "StructureError",
-    "XYZ_MIN_ATOM_LINE_BYTES", "alanine_dipeptide", "check_structure", "check_xyz_counts", "copper_fcc",
+    "XYZ_MIN_ATOM_LINE_BYTES", "alanine_dipeptide", "argon_cluster", "check_structure", "check_xyz_counts",
+    "copper_fcc",
     "load_structure", "system_info", "water_box",
 ]
 
@@ -106,6 +107,19 @@ def copper_fcc(size: int | Iterable[int] = 2, lattice_constant: float = 3.61) ->
         raise ValueError(f"lattice_constant must be positive, got {lattice_constant!r}")
     atoms = bulk("Cu", "fcc", a=float(lattice_constant), cubic=True).repeat(reps)
     atoms.info["lsd_system"] = {"name": f"cu-fcc-{len(atoms)}", "solvent": "vacuum", "charge": 0, "spin": 1}
+    return atoms
+
+
+def argon_cluster(shells: int = 2) -> Atoms:
+    """An icosahedral argon cluster (``shells=2``: 13 atoms, nearest neighbours 3.72 Å), non-periodic."""
+    from ase.cluster import Icosahedron
+
+    if int(shells) < 1:
+        raise ValueError(f"shells must be a positive int, got {shells!r}")
+    atoms = Icosahedron("Ar", noshells=int(shells))
+    atoms.cell = np.zeros((3, 3))
+    atoms.pbc = False
+    atoms.info = {"lsd_system": {"name": f"argon-{len(atoms)}", "solvent": "vacuum", "charge": 0, "spin": 1}}
     return atoms
 
 

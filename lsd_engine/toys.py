@@ -48,3 +48,15 @@ def harmonic_wells(positions: np.ndarray, k_eV_per_A2: float = 1.0) -> tuple[np.
     """Independent isotropic harmonic wells at the origin, U = k/2 |x|^2 per atom."""
     energies = 0.5 * k_eV_per_A2 * np.sum(positions * positions, axis=(1, 2))
     return energies, -k_eV_per_A2 * positions
+
+
+def lennard_jones(positions: np.ndarray, sigma_A: float = 3.4, epsilon_eV: float = 0.0104,
+                  cutoff_A: float = 10.0) -> tuple[np.ndarray, np.ndarray]:
+    """Sum of Lennard-Jones pairs 4ε((σ/r)^12 - (σ/r)^6) within ``cutoff_A`` (shifted to 0 there)."""
+    i, j, vectors, r = _pair_geometry(positions)
+    inside = r < cutoff_A
+    sr6 = (sigma_A / r) ** 6
+    shift = 4.0 * epsilon_eV * ((sigma_A / cutoff_A) ** 12 - (sigma_A / cutoff_A) ** 6)
+    energies = np.where(inside, 4.0 * epsilon_eV * (sr6 * sr6 - sr6) - shift, 0.0).sum(axis=1)
+    d_energy = np.where(inside, -24.0 * epsilon_eV * (2.0 * sr6 * sr6 - sr6) / r, 0.0)
+    return energies, _pair_forces(positions, i, j, vectors, r, d_energy)

@@ -350,3 +350,23 @@ def test_hostile_uploads_are_refused_while_the_server_keeps_answering(server, br
     assert _select_value(page, ".lsd-system") == "uploaded file"
     page.screenshot(path=str(ARTIFACTS / "dashboard-upload.png"), full_page=True)
     watch.finish()
+
+
+def test_teaching_preset_converges_and_shows_the_wrong_draft(server, browser):
+    """The preset's three runs: LSD agrees with target MD within the noise band, the draft alone differs."""
+    watch = PageWatch(browser)
+    page = watch.page
+    page.goto(f"{server}?{urlencode({'preset': 'teaching', 'autostart': '1'})}")
+    page.locator(".lsd-preset-note").filter(has_text="deliberately").first.wait_for(timeout=60_000)
+    assert _select_value(page, ".lsd-system") == "argon-13"
+    started = time.time()
+    page.locator("[data-testid=convergence][data-state=converged]").first.wait_for(timeout=180_000)
+    watch.mark(f"converged after {time.time() - started:.0f} s")
+    table = page.locator("[data-testid=comparison-table]").first.inner_text()
+    assert "Ar–Ar distances" in table and "the draft alone samples a different distribution" in table
+    plots = page.locator(".lsd-comparison-plot")
+    assert plots.count() >= 3 and _drawn(plots.first) > 5
+    page.screenshot(path=str(ARTIFACTS / "dashboard-teaching-preset.png"), full_page=True)
+    page.locator(".lsd-stop button").first.click()
+    page.locator(".lsd-status").filter(has_text="Status: stopped").first.wait_for(timeout=60_000)
+    watch.finish()

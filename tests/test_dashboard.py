@@ -18,7 +18,7 @@ pytest.importorskip("panel")
 pytest.importorskip("holoviews")
 
 from lsd_dashboard import choices
-from lsd_dashboard.controller import REFERENCE_SEED_OFFSET, RunController
+from lsd_dashboard.controller import DRAFT_SEED_OFFSET, REFERENCE_SEED_OFFSET, RunController
 from lsd_dashboard.runs import RUNS
 from lsd_engine import FunctionModel, LangevinMD, LangevinParams, SpeculativeSampler, StepKind
 from lsd_engine.toys import harmonic_bonds, morse_cluster
@@ -88,6 +88,21 @@ def test_blocks_reproduce_one_long_run_and_the_reference_is_plain_md():
     assert stats.accepted_steps + stats.repaired_steps + stats.target_steps == 300
     assert 0 < stats.acceptance_rate < 1
     assert math.isfinite(data.measured_speedup()) and math.isfinite(data.predicted_speedup())
+
+
+def test_draft_md_runs_alongside_and_is_plain_draft_md():
+    c = _toy_controller(n_steps=300, draft_reference=True).run_blocking(timeout=60)
+    assert c.status == "finished", c.error
+    n_draft = c.data.draft.n_steps
+    assert n_draft > 0
+    params = LangevinParams(0.5, 300.0, 10.0)
+    plain = LangevinMD(_cluster(), _draft(), params, seed=3 + DRAFT_SEED_OFFSET).run(n_draft)
+    np.testing.assert_array_equal(c.data.draft.saved_frames()["positions"], plain.positions)
+    names = {r["name"] for r in c.data.comparison.reports()}
+    assert {"H–H distances", "kinetic temperature", "potential energy"} <= names
+    summary = c.data.summary()
+    assert summary["draft_md"]["n_steps"] == n_draft and summary["throughput_ns_per_day"]["LSD"] > 0
+    assert summary["execution"]["executor"] == "local" and summary["execution"]["device"] == "cpu"
 
 
 def test_pause_resume_stop_keep_the_data():

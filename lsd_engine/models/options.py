@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import LSDError
+from .gfnff import GFNFF_SOLVENTS
 
 __all__ = ["Choice", "Number", "SAFE_OPTIONS", "UnsafeOptionError", "check_safe_options", "safe_model_names"]
 
@@ -58,6 +59,7 @@ class Number:
 _CHARGE = Number(-10, 10, integer=True)
 _SPIN = Number(0, 10, integer=True)
 _THREADS = Number(1, 64, integer=True)
+_DEVICE = Choice(("auto", "cpu", "cuda", *(f"cuda:{i}" for i in range(16))))
 
 #: Registry name (as offered in pages, ``ase:lj`` included) -> option -> rule.
 #: A model absent from this table cannot be chosen by untrusted input at all.
@@ -65,16 +67,19 @@ SAFE_OPTIONS: dict[str, dict[str, Choice | Number]] = {
     "amber14": {"solvent": Choice(("vacuum", "implicit", "explicit")),
                 "platform": Choice(("Reference", "CPU", "CUDA", "OpenCL")), "threads": _THREADS},
     "emt": {},
+    "lj": {"sigma_A": Number(0.5, 10.0), "epsilon_eV": Number(1e-4, 10.0), "cutoff_A": Number(1.0, 30.0)},
     "ase:lj": {"sigma": Number(0.1, 10.0), "epsilon": Number(1e-4, 10.0), "rc": Number(0.5, 30.0)},
     "ani-1x": {"model_index": Number(0, 7, integer=True), "precision": Choice(("float32", "float64")),
+               "threads": _THREADS, "device": _DEVICE},
+    "gfn-ff": {"charge": _CHARGE, "solvent": Choice(GFNFF_SOLVENTS), "accuracy": Number(0.01, 10.0),
                "threads": _THREADS},
     "gfn2-xtb": {"charge": _CHARGE, "spin": _SPIN, "accuracy": Number(1e-4, 1e3), "threads": _THREADS},
     "gfn1-xtb-batched": {"charge": _CHARGE, "spin": _SPIN, "precision": Choice(("float32", "float64")),
-                         "threads": _THREADS},
+                         "threads": _THREADS, "device": _DEVICE},
     "gfn2-xtb-batched": {"charge": _CHARGE, "spin": _SPIN, "precision": Choice(("float32", "float64")),
-                         "threads": _THREADS},
-    "sevennet-0": {"threads": _THREADS},
-    "chgnet": {"threads": _THREADS},
+                         "threads": _THREADS, "device": _DEVICE},
+    "sevennet-0": {"threads": _THREADS, "device": _DEVICE},
+    "chgnet": {"threads": _THREADS, "device": _DEVICE},
 }
 
 
