@@ -34,6 +34,8 @@ the clip) is what keeps an early, poorly fitted model from sending the draft to 
 
 ``replay_rounds`` evaluates a correction offline on recorded labels (the round protocol
 with the acceptance formula); ``record_target_md`` records such labels.
+``learning.distill`` trains a draft offline on such labels (``lsd distill``) and loads the saved
+file as the registry model ``distilled:<path>``.
 """
 
 from __future__ import annotations

@@ -43,7 +43,7 @@ __all__ = ["LinearEnergyCorrection", "BondedCorrection", "RadialCorrection"]
 class LinearEnergyCorrection(LearnedCorrection):
     """Base: pair-distance energy terms, linear in their coefficients, fitted online.
 
-    Subclasses define ``n_params``, ``_setup(x0)`` (fixed at the first label),
+    Subclasses define ``n_params``, ``setup(x0)`` (fixed at the first label),
     ``_pairs(x)`` (the pairs for a configuration, or for a whole round) and
     ``_derivatives(pairs, r, x)`` -> D, a (P, n_params) matrix (sparse or dense) of
     dΔU/dr_p per unit coefficient, so that m(x) = -U(x) D c with U the pair-direction
@@ -75,7 +75,9 @@ class LinearEnergyCorrection(LearnedCorrection):
         self._round_pairs: PairList | None = None
 
     # -- to implement --------------------------------------------------------------------
-    def _setup(self, x0: np.ndarray) -> None:
+    def setup(self, x0: np.ndarray) -> None:
+        """Fix the terms at the reference geometry x0 (N, 3) Å: at the first label, or when a saved
+        model (``lsd_engine.learning.distill``) is rebuilt."""
         raise NotImplementedError
 
     def _pairs(self, positions: np.ndarray) -> PairList:
@@ -214,7 +216,7 @@ class LinearEnergyCorrection(LearnedCorrection):
         r = np.asarray(residuals, dtype=float)
         with single_threaded_blas():
             self.x0 = x[0].copy()
-            self._setup(self.x0)
+            self.setup(self.x0)
             self.normal = np.zeros((self.n_params, self.n_params))
             self.rhs = np.zeros(self.n_params)
             for k in range(x.shape[0]):
@@ -230,7 +232,7 @@ class LinearEnergyCorrection(LearnedCorrection):
         with single_threaded_blas():
             if self.x0 is None:
                 self.x0 = positions[0].copy()
-                self._setup(self.x0)
+                self.setup(self.x0)
                 self.normal = np.zeros((self.n_params, self.n_params))
                 self.rhs = np.zeros(self.n_params)
             self._round_pairs = self._pairs(positions[-1])  # the next round's pairs, also used for the fit
@@ -259,7 +261,7 @@ class LinearEnergyCorrection(LearnedCorrection):
             self.x0 = self.normal = self.rhs = self.coef = None
             return
         self.x0 = np.array(state["x0"], dtype=float)
-        self._setup(self.x0)
+        self.setup(self.x0)
         self.normal = np.array(state["normal"], dtype=float)
         self.rhs = np.array(state["rhs"], dtype=float)
         self.coef = np.array(state["coef"], dtype=float) if "coef" in state else None
@@ -290,7 +292,7 @@ class BondedCorrection(LinearEnergyCorrection):
         self.separation, self.degree = int(separation), int(degree)
         self.cross_separation, self.width = int(cross_separation), float(width)
 
-    def _setup(self, x0: np.ndarray) -> None:
+    def setup(self, x0: np.ndarray) -> None:
         pairs, hops = covalent_graph_pairs(x0, self.numbers, self.separation, self.bond_scale)
         self.pair_list = pairs
         self.r0 = np.linalg.norm(pairs.vectors(x0), axis=1)
@@ -370,7 +372,7 @@ class RadialCorrection(LinearEnergyCorrection):
         self.r_nn = 2.5
         self.beta = 2.0
 
-    def _setup(self, x0: np.ndarray) -> None:
+    def setup(self, x0: np.ndarray) -> None:
         pairs = build_pairs(x0, self.cell, self.pbc, self.cutoff)
         r = np.linalg.norm(pairs.vectors(x0), axis=1)
         self.r_nn = float(r.min())  # embedding density scale: the nearest-neighbour distance at the start

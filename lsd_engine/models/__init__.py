@@ -6,11 +6,12 @@
 is a recipe built where it is first evaluated (dask workers, not the client).
 """
 
+from ._bound import BoundModel
 from .base import EvaluateFn, ForceModel, FunctionModel, evaluate_checked
 from .deferred import DeferredModel, deferred
 from .registry import (MissingBackendError, ModelSpec, UnsupportedSystemError, available, create, format_table,
                        from_ase_calculator, get_spec)
 
-__all__ = ["DeferredModel", "EvaluateFn", "ForceModel", "FunctionModel", "MissingBackendError", "ModelSpec",
-           "UnsupportedSystemError", "available", "create", "deferred", "evaluate_checked", "format_table",
-           "from_ase_calculator", "get_spec"]
+__all__ = ["BoundModel", "DeferredModel", "EvaluateFn", "ForceModel", "FunctionModel", "MissingBackendError",
+           "ModelSpec", "UnsupportedSystemError", "available", "create", "deferred", "evaluate_checked",
+           "format_table", "from_ase_calculator", "get_spec"]

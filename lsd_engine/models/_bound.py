@@ -92,6 +92,6 @@ class BoundModel(ForceModel):
         if self._recipe is None:
             raise TypeError(f"{type(self).__name__} {self.name!r} was not made by lsd_engine.models.create "
                             "and cannot be pickled")
-        from .registry import _rebuild
+        from .registry import rebuild
 
-        return _rebuild, self._recipe
+        return rebuild, self._recipe

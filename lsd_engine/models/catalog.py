@@ -22,6 +22,12 @@ def _lazy(module: str, attr: str) -> Callable[..., Any]:
     return factory
 
 
+def _make_distilled(atoms, **options):
+    from ..learning.distill import make_distilled  # learning is loaded only when a distilled draft is made
+
+    return make_distilled(atoms, **options)
+
+
 def _lazy_dxtb(method: str) -> Callable[..., Any]:
     def factory(atoms, **options):
         from .xtb import DXTBModel
@@ -145,3 +151,11 @@ register(ModelSpec(
     cost_note="depends on the checkpoint",
     devices=_TORCH_DEVICES,
     factory=_lazy("uma", "make_uma")))
+
+register(ModelSpec(
+    name="distilled", role="draft", cost="cheap", elements=None, periodic=True, nonperiodic=True,
+    batched=False, package="lsd-engine", install="(built in)",
+    description="A draft distilled on target labels by `lsd distill`: its base draft plus a learned "
+                "correction; 'distilled:/path/model.npz'.",
+    cost_note="base draft + 0.03-0.3 ms (bonded/radial), ~3 ms (neural)",
+    factory=_make_distilled))

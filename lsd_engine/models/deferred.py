@@ -74,9 +74,9 @@ class DeferredModel(ForceModel):
         return model_device(self._built)
 
     def __reduce__(self):
-        from .registry import _rebuild  # the same reconstructor as a built model's recipe
+        from .registry import rebuild  # the same reconstructor as a built model's recipe
 
-        return _rebuild, (self.name, self.atoms.copy(), dict(self.options))
+        return rebuild, (self.name, self.atoms.copy(), dict(self.options))
 
 
 def deferred(name: str, atoms: Atoms, **options: Any) -> DeferredModel:

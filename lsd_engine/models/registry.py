@@ -25,7 +25,7 @@ from ..errors import LSDError
 from ._bound import BoundModel, MissingBackendError
 
 __all__ = ["ModelSpec", "MissingBackendError", "UnsupportedSystemError", "available", "create",
-           "from_ase_calculator", "get_spec", "format_table", "register"]
+           "from_ase_calculator", "get_spec", "format_table", "rebuild", "register"]
 
 
 class UnsupportedSystemError(LSDError, ValueError):
@@ -172,7 +172,8 @@ def create(name: str, atoms: Atoms, **options: Any) -> BoundModel:
     return model
 
 
-def _rebuild(name: str, atoms: Atoms, options: dict[str, Any]) -> BoundModel:
+def rebuild(name: str, atoms: Atoms, options: dict[str, Any]) -> BoundModel:
+    """``create(name, atoms, **options)``: how a model's recipe is rebuilt after pickling (dask workers)."""
     return create(name, atoms, **options)
 
 
@@ -192,7 +193,4 @@ def _ensure_builtins() -> None:
     global _BUILTINS_LOADED
     if not _BUILTINS_LOADED:
         _BUILTINS_LOADED = True
-        from . import catalog  # noqa: F401  (registers the built-in specs)
-        from ..distill import register_distilled  # 'distilled:<path>': drafts trained by `lsd distill`
-
-        register_distilled()
+        from . import catalog  # noqa: F401  (registers the built-in specs, each with a lazy factory)
