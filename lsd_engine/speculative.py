@@ -24,6 +24,7 @@ from .kernel import end_position, half_step_position, momentum_mean, next_moment
 from .models.base import ForceModel, evaluate_checked
 from .params import LangevinParams
 from .results import StatsCounter, StepBlock, StepKind
+from .rounds import RoundState
 from .simulation import Simulation
 from .streaming import StreamingScheduler
 from .validation import check_model, positive_int
@@ -76,9 +77,7 @@ class SpeculativeSampler(Simulation):
                                 "(see lsd_engine.adaptive.AdaptiveLookahead)")
             self.lookahead = self._checked_choice(lookahead_policy.choose(), lookahead_policy)
         self.lookahead_policy = lookahead_policy
-        self._round_verified = 0  # drafted steps of the current round verified so far
-        self._round_accepted = 0  # ... and accepted
-        self._round_timing: dict[str, float] = {}  # last synchronous round's timings, for a measuring policy
+        self.round = RoundState(self.n_atoms, self.max_lookahead(), self.lookahead)  # buffers and counters
         self._counter: StatsCounter | None = None  # the current run() call's counters
         if draft_correction is not None and not isinstance(draft_correction, DraftCorrection):
             raise TypeError("draft_correction must implement correction/observe/state/restore "
@@ -88,8 +87,6 @@ class SpeculativeSampler(Simulation):
         self.error_correction = bool(error_correction)
         self.draft_correction: DraftCorrection | None = (
             draft_correction if draft_correction is not None else ConstantCorrection() if error_correction else None)
-        self._correction_primed = False  # has the correction seen its first label (the start positions)?
-        self._round_labels: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # (x', F_t, F_d) this round
         if mode not in MODES:
             raise ValueError(f"mode must be 'sync' or 'async', got {mode!r}")
         self.mode = mode
@@ -99,14 +96,17 @@ class SpeculativeSampler(Simulation):
         if mode == "async" and not all(hasattr(self.executor, a) for a in ("submit", "wait_any", "capacity")):
             raise TypeError(f"mode='async' needs an executor with submit, wait_any and capacity "
                             f"(subclass lsd_engine.executors.Executor); got {type(self.executor).__name__}")
-        self.round_left = self.lookahead  # drafted steps left in the current round before its bonus step
         self._streamer = self.streaming_scheduler(self)
         self._retries_at_start = 0
-        self._allocate(self._max_lookahead())
 
     @property
     def target(self) -> ForceModel:
         return self._target
+
+    @property
+    def round_left(self) -> int:
+        """Drafted steps left in the current round before its bonus step (``self.round.left``)."""
+        return self.round.left
 
     @staticmethod
     def _checked_choice(k: Any, policy: Any) -> int:
@@ -115,36 +115,26 @@ class SpeculativeSampler(Simulation):
             raise ValueError(f"lookahead_policy.choose() returned {k!r}; expected an integer in {k_min}..{k_max}")
         return int(k)
 
-    def _max_lookahead(self) -> int:
+    def max_lookahead(self) -> int:
         """Largest K a round can use: the buffer size (minus the bonus slot)."""
         return int(self.lookahead_policy.k_max) if self.lookahead_policy is not None else self.lookahead
-
-    def _allocate(self, lookahead: int) -> None:
-        shape = (lookahead + 1, self.n_atoms, 3)
-        self._half = np.empty(shape)  # half-step positions x'_{n+1..n+K+1}
-        self._draft_forces = np.empty(shape)  # raw draft forces at them
-        self._noise = np.empty(shape)
-        self._prev_momenta = np.empty(shape)  # p_{n+j-1}, the momenta each step starts from
-        self._new_momenta = np.empty(shape)
-        self._new_positions = np.empty(shape)
-        self._applied = np.zeros(shape)  # the draft correction each slot was drafted with
 
     def _options(self) -> dict[str, Any]:
         return {"lookahead": self.lookahead, "error_correction": self.error_correction, "mode": self.mode,
                 "draft": self.draft.name, "target": self._target.name,
                 "draft_correction": getattr(self.draft_correction, "name", None),
                 "adaptive_lookahead": self.lookahead_policy is not None,
-                "max_lookahead": self._max_lookahead()}
+                "max_lookahead": self.max_lookahead()}
 
     def _lookahead(self) -> int:
-        return self._max_lookahead()
+        return self.max_lookahead()
 
     def _state_arrays(self) -> dict[str, np.ndarray]:
         arrays: dict[str, np.ndarray] = {}
         if self.draft_correction is not None:
             arrays.update({f"correction/{k}": np.asarray(v) for k, v in self.draft_correction.state().items()})
-        if self._round_labels:
-            for name, column in zip(("positions", "target_forces", "draft_forces"), zip(*self._round_labels)):
+        if self.round.labels:
+            for name, column in zip(("positions", "target_forces", "draft_forces"), zip(*self.round.labels)):
                 arrays[f"labels/{name}"] = np.array(column)
         if self.lookahead_policy is not None:
             arrays.update({f"policy/{k}": np.asarray(v) for k, v in self.lookahead_policy.state().items()})
@@ -155,7 +145,7 @@ class SpeculativeSampler(Simulation):
             self.draft_correction.restore({k.split("/", 1)[1]: v for k, v in arrays.items()
                                            if k.startswith("correction/")})
         labels = [arrays.get(f"labels/{name}") for name in ("positions", "target_forces", "draft_forces")]
-        self._round_labels = [] if labels[0] is None else [tuple(row) for row in zip(*labels)]
+        self.round.labels = [] if labels[0] is None else [tuple(row) for row in zip(*labels)]
         if self.lookahead_policy is not None:
             policy_state = {k.split("/", 1)[1]: v for k, v in arrays.items() if k.startswith("policy/")}
             if not policy_state:
@@ -164,24 +154,24 @@ class SpeculativeSampler(Simulation):
             self.lookahead_policy.restore(policy_state)
 
     def _sampler_state(self) -> dict[str, Any]:
-        return {"round_left": self.round_left, "correction_primed": self._correction_primed,
-                "lookahead": self.lookahead, "round_verified": self._round_verified,
-                "round_accepted": self._round_accepted}
+        return {"round_left": self.round.left, "correction_primed": self.round.correction_primed,
+                "lookahead": self.lookahead, "round_verified": self.round.verified,
+                "round_accepted": self.round.accepted}
 
     def _restore_sampler_state(self, state: dict[str, Any]) -> None:
         if self.lookahead_policy is not None and "lookahead" in state:
             self.lookahead = self._checked_choice(int(state["lookahead"]), self.lookahead_policy)
-        self.round_left = min(int(state.get("round_left", self.lookahead)), self.lookahead)
-        self._correction_primed = bool(state.get("correction_primed", False))
-        self._round_verified = int(state.get("round_verified", 0))
-        self._round_accepted = int(state.get("round_accepted", 0))
+        self.round.left = min(int(state.get("round_left", self.lookahead)), self.lookahead)
+        self.round.correction_primed = bool(state.get("correction_primed", False))
+        self.round.verified = int(state.get("round_verified", 0))
+        self.round.accepted = int(state.get("round_accepted", 0))
 
     def _prepare(self, counter: StatsCounter) -> None:
         """Target energy at the start and, with a draft correction, its first label (the start positions)."""
         need_energy = self.energy is None
-        need_label = self.draft_correction is not None and not self._correction_primed
-        if self._half.shape[0] != self._max_lookahead() + 1:
-            self._allocate(self._max_lookahead())
+        need_label = self.draft_correction is not None and not self.round.correction_primed
+        if self.round.slots != self.max_lookahead() + 1:
+            self.round.allocate(self.max_lookahead())
         self._counter = counter
         self._streamer.reset()
         self._retries_at_start = getattr(self.executor, "retries", 0)
@@ -201,7 +191,7 @@ class SpeculativeSampler(Simulation):
             counter.stats.time_draft_s += time.perf_counter() - t0
             counter.stats.draft_calls += 1
             self.draft_correction.observe(positions, target_forces, draft_forces)
-            self._correction_primed = True
+            self.round.correction_primed = True
 
     def _mean_shift(self, target_forces: np.ndarray, draft_forces: np.ndarray,
                     correction: np.ndarray | None) -> np.ndarray:
@@ -215,9 +205,9 @@ class SpeculativeSampler(Simulation):
         mean_target = momentum_mean(momenta, target_force, self.constants)
         return mean_target + self.constants.noise_scale * reflect(noise, delta)
 
-    def _draft_step(self, j: int, positions: np.ndarray, momenta: np.ndarray, step: int,
-                    forces: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Draft ABOBA step ``step`` into buffer slot j; returns the drafted (positions, momenta).
+    def draft_step(self, j: int, positions: np.ndarray, momenta: np.ndarray, step: int,
+                   forces: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Draft ABOBA step ``step`` into slot j of ``self.round``; returns the drafted (positions, momenta).
 
         The draft force is F_draft + the draft correction (frozen for the round) at the
         half-step position; the correction applied is kept per slot, so verification uses
@@ -227,66 +217,65 @@ class SpeculativeSampler(Simulation):
         half = half_step_position(positions, momenta, k)
         if forces is None:
             _, forces = evaluate_checked(self.draft, half[None], role="draft", first_step=step)
-        self._half[j] = half
-        self._draft_forces[j] = forces[0]
-        self._prev_momenta[j] = momenta
+        self.round.half[j] = half
+        self.round.draft_forces[j] = forces[0]
+        self.round.prev_momenta[j] = momenta
         if self.draft_correction is None:
             drift = forces[0]
         else:
-            self._applied[j] = self.draft_correction.correction(half)
-            drift = forces[0] + self._applied[j]
+            self.round.applied[j] = self.draft_correction.correction(half)
+            drift = forces[0] + self.round.applied[j]
         noise = self.rng.normal(step, half.shape)
-        self._noise[j] = noise
+        self.round.noise[j] = noise
         momenta = next_momenta(momentum_mean(momenta, drift, k), noise, k)
         positions = end_position(half, momenta, k)
-        self._new_momenta[j] = momenta
-        self._new_positions[j] = positions
+        self.round.new_momenta[j] = momenta
+        self.round.new_positions[j] = positions
         return positions, momenta
 
-    def _couple_slot(self, j: int, step: int, target_force: np.ndarray, record_label: bool = True) -> bool:
+    def couple_slot(self, j: int, step: int, target_force: np.ndarray, record_label: bool = True) -> bool:
         """Verify the step drafted in buffer slot j against the target force (N, 3) at its half-step position.
 
         Accept with the reflection maximal coupling (acceptance draw keyed by ``step``); on
         rejection overwrite the slot's momenta and positions with the repaired ones. The step's
         target label joins the round's labels (unless ``record_label`` is False: a bonus step,
-        whose label ``_draft_bonus`` already observed). Returns whether the step was accepted.
+        whose label ``draft_bonus`` already observed). Returns whether the step was accepted.
         """
-        applied = None if self.draft_correction is None else self._applied[j:j + 1]
-        delta = self._mean_shift(target_force[None], self._draft_forces[j:j + 1], applied)
+        r = self.round
+        applied = None if self.draft_correction is None else r.applied[j:j + 1]
+        delta = self._mean_shift(target_force[None], r.draft_forces[j:j + 1], applied)
         if self.draft_correction is not None and record_label:
-            self._round_labels.append((self._half[j].copy(), target_force.copy(), self._draft_forces[j].copy()))
-        accepted = bool(self.rng.log_uniform(step) <= log_acceptance_ratio(self._noise[j:j + 1], delta)[0])
+            r.labels.append((r.half[j].copy(), target_force.copy(), r.draft_forces[j].copy()))
+        accepted = bool(self.rng.log_uniform(step) <= log_acceptance_ratio(r.noise[j:j + 1], delta)[0])
         if record_label:  # a drafted step of the round (not its bonus step)
-            self._round_verified += 1
-            self._round_accepted += accepted
+            r.verified += 1
+            r.accepted += accepted
         if accepted:
             return True
-        repaired = self._repair(self._prev_momenta[j], target_force, self._noise[j], delta[0])
-        self._new_momenta[j] = repaired
-        self._new_positions[j] = end_position(self._half[j], repaired, self.constants)
+        repaired = self._repair(r.prev_momenta[j], target_force, r.noise[j], delta[0])
+        r.new_momenta[j] = repaired
+        r.new_positions[j] = end_position(r.half[j], repaired, self.constants)
         return False
 
-    def _end_round(self) -> None:
+    def end_round(self) -> None:
         """The round ended (rejection or bonus step): the correction learns from its labels and,
         with a lookahead policy, the next round's K is chosen from the finished rounds."""
-        if self.draft_correction is not None and self._round_labels:
-            positions, target_forces, draft_forces = (np.array(c) for c in zip(*self._round_labels))
+        if self.draft_correction is not None and self.round.labels:
+            positions, target_forces, draft_forces = (np.array(c) for c in zip(*self.round.labels))
             t0 = time.perf_counter()
             self.draft_correction.observe(positions, target_forces, draft_forces)
             if self._counter is not None:
                 self._counter.stats.time_learning_s += time.perf_counter() - t0
-        self._round_labels = []
+        self.round.labels = []
         if self._counter is not None:
             self._counter.record_lookahead(self.lookahead)
         if self.lookahead_policy is not None:
-            self.lookahead_policy.record_round(self._round_verified, self._round_accepted, **self._round_timing)
+            self.lookahead_policy.record_round(self.round.verified, self.round.accepted, **self.round.timing)
             self.lookahead = self._checked_choice(self.lookahead_policy.choose(), self.lookahead_policy)
-        self._round_verified = self._round_accepted = 0
-        self._round_timing = {}
-        self.round_left = self.lookahead
+        self.round.reset_counters(self.lookahead)
 
-    def _draft_bonus(self, j: int, positions: np.ndarray, momenta: np.ndarray, step: int,
-                     target_force: np.ndarray) -> None:
+    def draft_bonus(self, j: int, positions: np.ndarray, momenta: np.ndarray, step: int,
+                    target_force: np.ndarray) -> None:
         """Draft the bonus step into slot j once the target force at its half-step position is known.
 
         Its label is observed first, so the round ends and the correction learns from it before the
@@ -297,9 +286,9 @@ class SpeculativeSampler(Simulation):
         half = half_step_position(positions, momenta, self.constants)
         _, forces = evaluate_checked(self.draft, half[None], role="draft", first_step=step)
         if self.draft_correction is not None:
-            self._round_labels.append((half.copy(), target_force.copy(), forces[0].copy()))
-        self._end_round()
-        self._draft_step(j, positions, momenta, step, forces)
+            self.round.labels.append((half.copy(), target_force.copy(), forces[0].copy()))
+        self.end_round()
+        self.draft_step(j, positions, momenta, step, forces)
 
     def _advance(self, max_steps: int, counter: StatsCounter) -> StepBlock:
         try:
@@ -312,7 +301,7 @@ class SpeculativeSampler(Simulation):
     def _advance_round(self, max_steps: int, counter: StatsCounter) -> StepBlock:
         """One synchronous round: draft, one batched target call, verify in order."""
         k = self.constants
-        n_draft = min(self.round_left, max_steps)  # a round cut short by the end of run() resumes later
+        n_draft = min(self.round.left, max_steps)  # a round cut short by the end of run() resumes later
         bonus = max_steps > n_draft  # room for the bonus step after the round's drafted steps
         n = self.step
         stats = counter.stats
@@ -322,28 +311,28 @@ class SpeculativeSampler(Simulation):
         t0 = time.perf_counter()
         positions, momenta = self.positions, self.momenta
         for j in range(n_draft):
-            positions, momenta = self._draft_step(j, positions, momenta, n + j + 1)
+            positions, momenta = self.draft_step(j, positions, momenta, n + j + 1)
         n_eval = n_draft + 1 if bonus else n_draft
         if bonus:
-            self._half[n_draft] = half_step_position(positions, momenta, k)
+            self.round.half[n_draft] = half_step_position(positions, momenta, k)
         t1 = time.perf_counter()
         stats.time_draft_s += t1 - t0
         stats.draft_calls += n_draft
 
         # 2. One batched target call on all half-step positions.
-        energies, target_forces = self.executor.evaluate(self._target, self._half[:n_eval], role="target",
+        energies, target_forces = self.executor.evaluate(self._target, self.round.half[:n_eval], role="target",
                                                          first_step=n + 1)
         t2 = time.perf_counter()
         stats.time_target_s += t2 - t1
         stats.target_calls += 1
         stats.target_evaluations += n_eval
-        self._round_timing = {"draft_seconds": t1 - t0, "drafted_steps": n_draft, "target_seconds": t2 - t1,
+        self.round.timing = {"draft_seconds": t1 - t0, "drafted_steps": n_draft, "target_seconds": t2 - t1,
                               "batch_size": n_eval}
 
         # 3. Verify in order with the coupling; stop at the first rejection (repaired in its slot).
         n_accepted = n_draft
         for j in range(n_draft):
-            if not self._couple_slot(j, n + j + 1, target_forces[j]):
+            if not self.couple_slot(j, n + j + 1, target_forces[j]):
                 n_accepted = j
                 break
         counter.record_round(min(n_accepted + 1, n_draft), n_accepted)
@@ -356,11 +345,11 @@ class SpeculativeSampler(Simulation):
         elif bonus:
             # Bonus step: its target force is already known; draft it now and couple it.
             t_bonus = time.perf_counter()
-            self._draft_bonus(last, positions, momenta, n + last + 1, target_forces[last])
+            self.draft_bonus(last, positions, momenta, n + last + 1, target_forces[last])
             stats.draft_calls += 1
             bonus_draft_s = time.perf_counter() - t_bonus
             stats.time_draft_s += bonus_draft_s
-            self._couple_slot(last, n + last + 1, target_forces[last], record_label=False)
+            self.couple_slot(last, n + last + 1, target_forces[last], record_label=False)
             stats.target_steps += 1
             kinds = np.full(n_accepted + 1, StepKind.ACCEPTED, dtype=np.int8)
             kinds[-1] = StepKind.TARGET
@@ -373,8 +362,8 @@ class SpeculativeSampler(Simulation):
         # 4. A rejection ends the round (the correction learns from its labels; the bonus step
         # already did that); a round cut short by the end of run() continues in the next call.
         if n_accepted < n_draft:
-            self._end_round()
+            self.end_round()
         elif not bonus:
-            self.round_left -= n_draft
-        return StepBlock(self._new_positions[:n_new].copy(), self._new_momenta[:n_new].copy(),
+            self.round.left -= n_draft
+        return StepBlock(self.round.new_positions[:n_new].copy(), self.round.new_momenta[:n_new].copy(),
                          energies[:n_new].copy(), kinds)

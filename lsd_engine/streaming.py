@@ -57,12 +57,15 @@ class _Entry:
 
 
 class StreamingScheduler:
-    """Drives a :class:`SpeculativeSampler` in asynchronous mode (``sampler.mode == "async"``)."""
+    """Drives a :class:`SpeculativeSampler` in asynchronous mode (``sampler.mode == "async"``), through
+    the same public round interface as the synchronous driver: the state ``sampler.round``
+    (:class:`lsd_engine.rounds.RoundState`) and ``draft_step``, ``couple_slot``, ``draft_bonus``,
+    ``end_round`` and ``max_lookahead``."""
 
     def __init__(self, sampler: "SpeculativeSampler"):
         self.sampler = sampler
         self.pending: deque[_Entry] = deque()
-        self.window = sampler._max_lookahead() + 1  # steps drafted ahead of the verified frontier, at most
+        self.window = sampler.max_lookahead() + 1  # steps drafted ahead of the verified frontier, at most
         self._frontier_step = -1
         self._seg_verified = self._seg_accepted = 0  # drafted steps verified / accepted in this round segment
         self._seg_open = False
@@ -75,7 +78,7 @@ class StreamingScheduler:
         self._frontier_step = s.step
         self._seg_verified = self._seg_accepted = 0
         self._seg_open = False
-        self.window = s._max_lookahead() + 1
+        self.window = s.max_lookahead() + 1
 
     def advance(self, max_steps: int, counter: StatsCounter) -> StepBlock:
         """Verified steps from the sampler's current state (at least one, at most ``max_steps``)."""
@@ -132,16 +135,16 @@ class StreamingScheduler:
         if self.pending:
             last = self.pending[-1]
             depth = 1 if last.depth == k + 1 else last.depth + 1
-            positions, momenta = s._new_positions[last.slot].copy(), s._new_momenta[last.slot].copy()
+            positions, momenta = s.round.result(last.slot)
         else:
-            depth = k - s.round_left + 1
+            depth = k - s.round.left + 1
             positions, momenta = self._positions, self._momenta
         if depth == k + 1 and s.draft_correction is not None:
             # The bonus step's draft needs the target force at its half-step position: send that alone.
-            s._half[slot] = half_step_position(positions, momenta, s.constants)
+            s.round.half[slot] = half_step_position(positions, momenta, s.constants)
             self.pending.append(_Entry(step, slot, depth, False, (positions, momenta)))
         else:
-            s._draft_step(slot, positions, momenta, step)
+            s.draft_step(slot, positions, momenta, step)
             self._stats.draft_calls += 1
             self.pending.append(_Entry(step, slot, depth, True))
 
@@ -153,7 +156,7 @@ class StreamingScheduler:
             if running >= s.executor.capacity:
                 break
             if entry.job is None:
-                entry.job = s.executor.submit(s.target, s._half[entry.slot][None].copy(), role="target",
+                entry.job = s.executor.submit(s.target, s.round.half[entry.slot][None].copy(), role="target",
                                               first_step=entry.step)
                 counter.stats.target_calls += 1
                 counter.stats.target_evaluations += 1
@@ -176,36 +179,35 @@ class StreamingScheduler:
         force = forces[0]
         self.pending.remove(entry)
         if entry.depth <= k:
-            accepted = s._couple_slot(entry.slot, entry.step, force)
+            accepted = s.couple_slot(entry.slot, entry.step, force)
             self._seg_verified += 1
             self._seg_open = True
             if accepted:
                 self._seg_accepted += 1
                 stats.accepted_steps += 1
-                s.round_left -= 1
+                s.round.left -= 1
                 kind = StepKind.ACCEPTED
             else:
                 stats.repaired_steps += 1
                 kind = StepKind.REPAIRED
-                s._end_round()  # the correction learns from the round's labels, the rejected one last
+                s.end_round()  # the correction learns from the round's labels, the rejected one last
         else:
             if not entry.drafted:  # with a correction: draft the bonus now that its target force is known
                 t0 = time.perf_counter()
-                s._draft_bonus(entry.slot, *entry.start, entry.step, force)  # ends the round
+                s.draft_bonus(entry.slot, *entry.start, entry.step, force)  # ends the round
                 drafting_s = time.perf_counter() - t0
                 stats.time_draft_s += drafting_s
                 stats.draft_calls += 1
             else:
-                s._end_round()
-            accepted = s._couple_slot(entry.slot, entry.step, force, record_label=False)
+                s.end_round()
+            accepted = s.couple_slot(entry.slot, entry.step, force, record_label=False)
             stats.target_steps += 1
             kind = StepKind.TARGET
         if kind != StepKind.ACCEPTED:  # the round ends here: a new one starts from this step
             self._close_segment(counter)
         if not accepted:
             self._cancel_newer(entry)
-        self._positions = s._new_positions[entry.slot].copy()
-        self._momenta = s._new_momenta[entry.slot].copy()
+        self._positions, self._momenta = s.round.result(entry.slot)
         self._out.append((self._positions, self._momenta, float(energies[0]), int(kind)))
         self._frontier_step += 1
         return drafting_s

@@ -88,14 +88,14 @@ def test_checkpoint_mid_round_keeps_the_round_labels(tmp_path):
     first.run(stop, checkpoint=tmp_path / "c.npz")
     resumed = make()
     resumed.load_checkpoint(tmp_path / "c.npz")
-    assert len(resumed._round_labels) == len(first._round_labels) > 0
+    assert len(resumed.round.labels) == len(first.round.labels) > 0
     np.testing.assert_array_equal(resumed.run(50 - stop).positions, reference.positions[stop:])
 
 
 def _mid_round(make, n_steps):
     sampler = make()
     sampler.run(n_steps)
-    return bool(sampler._round_labels)
+    return bool(sampler.round.labels)
 
 
 def test_bad_draft_correction_arguments():

@@ -31,3 +31,14 @@ def test_no_private_name_is_imported_from_another_module():
                 if private:
                     offenders.append(f"{path.relative_to(PACKAGE.parent)}:{node.lineno} {', '.join(private)}")
     assert offenders == [], offenders
+
+
+def test_the_run_loop_and_both_drivers_use_only_public_members_of_other_objects():
+    offenders = []
+    for name in ("simulation.py", "reporters.py", "speculative.py", "streaming.py", "rounds.py"):
+        path = PACKAGE / name
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            if (isinstance(node, ast.Attribute) and node.attr.startswith("_") and not node.attr.endswith("__")
+                    and not (isinstance(node.value, ast.Name) and node.value.id in ("self", "cls"))):
+                offenders.append(f"{name}:{node.lineno} .{node.attr}")
+    assert offenders == [], offenders
