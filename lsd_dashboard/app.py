@@ -20,6 +20,7 @@ import param
 from lsd_engine import models
 
 from . import choices, downloads
+from .advisor import DraftAdvisor
 from .controller import ACTIVE, RunController
 from .policy import ServerPolicy, is_loopback
 from .runs import RUNS
@@ -159,6 +160,7 @@ class Dashboard(pn.viewable.Viewer):
         self.controller = controller or RunController()
         self.policy = self.controller.policy
         self.uploads = UploadFolder()
+        self.advisor = DraftAdvisor(self.controller)
         self.views = LiveViews(self.controller)
         self.theory = TheoryExplorer()
         self.refresh_ms = refresh_ms
@@ -242,7 +244,7 @@ class Dashboard(pn.viewable.Viewer):
                                  margin=(0, 10)), self.upload, self.upload_note,
                 pn.widgets.Select.from_param(p.draft, name="Draft model", css_classes=["lsd-draft"]),
                 pn.widgets.Select.from_param(p.target, name="Target model", css_classes=["lsd-target"]),
-                problems, notes,
+                problems, notes, self.advisor.panel,
                 title="System and models", sizing_mode="stretch_width"),
             pn.Card(
                 num(p.temperature_K, name="Temperature (K)", step=10),
@@ -445,7 +447,7 @@ def serve_page(policy: ServerPolicy | None = None) -> pn.template.BaseTemplate:
     --args ...``). Sessions from clients that are not on this machine, or that come through a proxy,
     are refused unless the policy allows remote access (docs/security.md).
     """
-    pn.extension("plotly", "tabulator", notifications=False)
+    pn.extension("plotly", "tabulator", "filedropper", notifications=False)
     try:
         policy = policy or ServerPolicy.from_sources(argv=sys.argv[1:])
     except ValueError as exc:

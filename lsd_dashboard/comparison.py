@@ -1,12 +1,14 @@
 """Distributions of draft MD, target MD and LSD, their divergences and a sampling-noise band.
 
 Each observable is a fixed binning; every run accumulates one histogram per chunk of
-``CHUNK_STEPS`` steps, so at any time the run's histogram is the sum of its chunks and the
-two halves of the target-MD run (first chunks vs last chunks) can be compared with each
-other. That comparison is the noise band: the Jensen–Shannon divergence two independent
-halves of an exact run show from sampling noise alone. Two runs of the full length
-differ by less noise than two halves do, so "JS(LSD, target) ≤ band" is a conservative
-reading of "consistent"; a draft whose JS is many bands above is visibly different.
+``CHUNK_STEPS`` steps (or per streamed block, if longer), so at any time the run's
+histogram is the sum of its chunks and the two halves of the target-MD run (first chunks
+vs last chunks) can be compared with each other. That divergence is what two independent
+halves of an exact run differ by from sampling noise alone (correlations included). The
+noise band of a comparison is that value rescaled to the comparison's sample sizes
+(sampling noise in a divergence grows like 1/n₁ + 1/n₂; the halves have 4/n). LSD counts
+as consistent with target MD within ``CONSISTENT_FACTOR`` bands, the draft as different
+beyond ``DIFFERENT_FACTOR`` bands.
 
 Observables: the Ramachandran plane (peptides), the pair-distance distribution of each
 pair of elements (every system), the instantaneous kinetic temperature (with the exact
@@ -35,7 +37,7 @@ TEMPERATURE_BINS = 40
 ENERGY_BINS = 40
 RAMA_BINS = 36
 MAX_PAIRS_PER_FRAME = 4000  # distance pairs kept per frame (a fixed random subset for large systems)
-CONSISTENT_FACTOR = 1.0  # JS(LSD, target) within this many noise bands: "consistent"
+CONSISTENT_FACTOR = 2.0  # JS(LSD, target) within this many noise bands: "consistent"
 DIFFERENT_FACTOR = 5.0  # JS(draft, target) beyond this many noise bands: "differs"
 RUNS = ("draft MD", "target MD", "LSD")
 
@@ -103,20 +105,33 @@ class Observable:
     def report(self) -> dict[str, Any]:
         """JS divergences to target MD, the noise band, and the verdicts in words."""
         target = self.hist["target MD"].total()
-        out: dict[str, Any] = {"name": self.name, "samples": {r: int(self.hist[r].total().sum()) for r in self.runs}}
+        samples = {r: int(self.hist[r].total().sum()) for r in self.runs}
+        out: dict[str, Any] = {"name": self.name, "samples": samples}
         for run in self.runs:
             if run != "target MD":
                 out[f"js_{run}"] = js_or_nan(self.hist[run].total(), target)
         halves = self.hist["target MD"].halves()
-        out["noise"] = js_or_nan(*halves) if halves is not None else math.nan
+        out["noise_halves"] = js_or_nan(*halves) if halves is not None else math.nan
+        out["noise"] = noise_band(out["noise_halves"], samples.get("LSD", 0), samples["target MD"])
+        out["noise_draft"] = noise_band(out["noise_halves"], samples.get("draft MD", 0), samples["target MD"])
         exact = self.exact()
         if exact is not None:
             out["js_exact_target"] = js_or_nan(target, exact)
             out["js_exact_LSD"] = js_or_nan(self.hist["LSD"].total(), exact)
         out["lsd_consistent"] = verdict(out.get("js_LSD", math.nan), out["noise"], CONSISTENT_FACTOR, below=True)
-        out["draft_differs"] = verdict(out.get("js_draft MD", math.nan), out["noise"], DIFFERENT_FACTOR,
+        out["draft_differs"] = verdict(out.get("js_draft MD", math.nan), out["noise_draft"], DIFFERENT_FACTOR,
                                        below=False)
         return out
+
+
+def noise_band(js_halves: float, n_run: int, n_target: int) -> float:
+    """The halves' divergence rescaled to a comparison of ``n_run`` with ``n_target`` samples.
+
+    Sampling noise in a divergence grows like 1/n₁ + 1/n₂; the halves (n/2 each) have 4/n.
+    """
+    if not (math.isfinite(js_halves) and n_run > 0 and n_target > 0):
+        return math.nan
+    return js_halves * (1.0 / n_run + 1.0 / n_target) / (4.0 / n_target)
 
 
 def verdict(js: float, noise: float, factor: float, below: bool) -> bool | None:
@@ -245,6 +260,11 @@ class Comparison:
                 self.observables.append(PotentialEnergy(self.n_atoms, float(energies[0]), self.temperature_K))
         for observable in self.observables:
             observable.add(run, positions, momenta, energies)
+
+    @property
+    def complete(self) -> bool:
+        """Whether every observable exists (the energy one appears with the first target energy)."""
+        return any(isinstance(o, PotentialEnergy) for o in self.observables)
 
     def reports(self) -> list[dict[str, Any]]:
         return [o.report() for o in self.observables]

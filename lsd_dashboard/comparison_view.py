@@ -77,13 +77,13 @@ class ComparisonView:
         return pn.pane.Bokeh(fig)
 
     def refresh(self, comparison: Comparison | None) -> None:
-        if comparison is None:
-            self.comparison = None
-            self.plots.objects = []
-            self.summary.object = self._intro()
+        if comparison is None or not comparison.complete:  # build the plots once, with every observable
+            if self.comparison is not None:
+                self.comparison = None
+                self.plots.objects = []
+                self.summary.object = self._intro()
             return
-        if comparison is not self.comparison or len(self.sources) != sum(
-                not isinstance(o, Ramachandran) for o in comparison.observables):
+        if comparison is not self.comparison:
             self._build(comparison)
         for observable in comparison.observables:
             source = self.sources.get(observable.name)
@@ -116,8 +116,9 @@ class ComparisonView:
             "<table style='border-collapse:collapse;font-size:.9em' data-testid='comparison-table'>"
             "<tr><th>observable</th><th>JS(LSD, target MD)</th><th>JS(draft MD, target MD)</th>"
             "<th>noise band</th><th>reading</th></tr>" + "".join(rows) + "</table>"
-            f"<p style='font-size:.85em'>Jensen–Shannon divergences in bits on fixed bins. The noise band is the "
-            f"divergence between the first and second half of the target MD run: what two independent samples "
-            f"of the exact distribution differ by. LSD counts as consistent within {CONSISTENT_FACTOR:g}× the "
-            f"band, the draft as different beyond {DIFFERENT_FACTOR:g}× the band. Draft MD's energies are the "
-            f"draft's own, so only LSD and target MD enter the energy comparison.</p>")
+            f"<p style='font-size:.85em'>Jensen–Shannon divergences in bits on fixed bins. The noise band comes "
+            f"from the divergence between the first and second half of the target MD run (what two independent "
+            f"samples of the exact distribution differ by), rescaled to the number of samples compared. LSD "
+            f"counts as consistent within {CONSISTENT_FACTOR:g}× the band, the draft as different beyond "
+            f"{DIFFERENT_FACTOR:g}× its band. Draft MD's energies are the draft's own, so only LSD and target MD "
+            f"enter the energy comparison.</p>")

@@ -345,15 +345,20 @@ class RunController(param.Parameterized):
         return folder
 
     # -- the run thread -------------------------------------------------------------
+    def build_model(self, role: str, atoms: Atoms, cfg: dict[str, Any] | None = None) -> Any:
+        """The ``role`` ('draft' or 'target') model for ``atoms``: the Python object given to :meth:`use`,
+        or the registry model named by the settings (``cfg``: a snapshot of them, default the current ones)."""
+        cfg = self.config() if cfg is None else cfg
+        if cfg[role] == choices.CUSTOM:
+            return self._custom[role]
+        return models.create(cfg[role], atoms, **choices.parse_options(cfg[f"{role}_options"]))
+
     def _models(self, atoms: Atoms, cfg: dict[str, Any]) -> tuple[Any, Any]:
         built = []
         for role in ("draft", "target"):
-            name = cfg[role]
-            if name == choices.CUSTOM:
-                built.append(self._custom[role])
-            else:
-                self.param.update(message=f"Loading the {role} model {name}…")
-                built.append(models.create(name, atoms, **choices.parse_options(cfg[f"{role}_options"])))
+            if cfg[role] != choices.CUSTOM:
+                self.param.update(message=f"Loading the {role} model {cfg[role]}…")
+            built.append(self.build_model(role, atoms, cfg))
         return built[0], built[1]
 
     def _work(self, cfg: dict[str, Any]) -> None:

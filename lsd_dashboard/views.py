@@ -84,7 +84,7 @@ class LiveViews:
             "depth": ColumnDataSource({"depth": [], "acceptance": []}),
             "lookahead": ColumnDataSource({"k": [], "share": []}),
             "blocks": ColumnDataSource({"step": [], "lookahead": [], "mean_lookahead": []}),
-            "timing": ColumnDataSource({"run": list(RUN_COLOURS), **{part: [0.0, 0.0] for part in TIMING_PARTS}}),
+            "timing": ColumnDataSource({"run": list(RUN_COLOURS), **{part: [0.0] * len(RUN_COLOURS) for part in TIMING_PARTS}}),
             **{f"trace:{label}": ColumnDataSource({"step": [], "energy": [], "temperature": []})
                for label in RUN_COLOURS},
             **{f"rama:{label}": ColumnDataSource({"image": [np.zeros((RAMA_BINS, RAMA_BINS))]})
@@ -242,6 +242,8 @@ class LiveViews:
         self.bath_line.location = float(data.config.get("temperature_K", self.controller.temperature_K))
         if data.atoms is not None:
             self.molecule.reset(data.atoms)
+        for key in ("rama_lsd", "rama_ref", "rama_draft"):  # no backbone dihedrals: no empty planes
+            self.panels[key].visible = data.atoms is None or data.has_dihedrals
 
     def refresh(self) -> bool:
         """Push what is new in the controller's data into the views; False when nothing changed."""

@@ -68,6 +68,7 @@ def server():
                 log.close()
                 pytest.fail(f"panel serve did not start; see {ARTIFACTS / 'panel-serve.log'}")
             time.sleep(0.3)
+    _get(base)  # the first page imports the engine and the models' packages: not any one test's time
     yield base
     process.terminate()
     try:
@@ -283,7 +284,7 @@ def _get(url: str, headers: dict | None = None) -> tuple[float, str]:
     import urllib.request
 
     started = time.perf_counter()
-    with urllib.request.urlopen(urllib.request.Request(url, headers=headers or {}), timeout=30) as response:
+    with urllib.request.urlopen(urllib.request.Request(url, headers=headers or {}), timeout=120) as response:
         body = response.read().decode(errors="replace")
     return time.perf_counter() - started, body
 
@@ -369,4 +370,23 @@ def test_teaching_preset_converges_and_shows_the_wrong_draft(server, browser):
     page.screenshot(path=str(ARTIFACTS / "dashboard-teaching-preset.png"), full_page=True)
     page.locator(".lsd-stop button").first.click()
     page.locator(".lsd-status").filter(has_text="Status: stopped").first.wait_for(timeout=60_000)
+    watch.finish()
+
+
+def test_draft_advisor_table_and_use_this(server, browser):
+    watch = PageWatch(browser)
+    page = watch.page
+    page.goto(f"{server}?{urlencode({'preset': 'teaching'})}")
+    page.locator(".lsd-advise button").first.wait_for(timeout=60_000)
+    assert _select_value(page, ".lsd-draft") == "lj"
+    page.locator(".lsd-advise button").first.click()
+    row = page.locator("[data-testid=advice-gfn-ff]").first
+    row.wait_for(timeout=120_000)
+    assert "E_K" in row.inner_text()
+    page.locator(".lsd-use-draft button").first.click()
+    deadline = time.time() + 15
+    while time.time() < deadline and _select_value(page, ".lsd-draft") != "gfn-ff":
+        time.sleep(0.2)
+    assert _select_value(page, ".lsd-draft") == "gfn-ff"
+    page.screenshot(path=str(ARTIFACTS / "dashboard-advisor.png"), full_page=True)
     watch.finish()

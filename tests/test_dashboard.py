@@ -423,3 +423,20 @@ def test_nglview_widget_of_a_run():
     assert len(trajectory_atoms(c)) == 4
     widget = trajectory_widget(c)
     assert widget.max_frame == 3
+
+
+def test_draft_advisor_ranks_offered_drafts_and_uses_one():
+    pytest.importorskip("gfnff")
+    from lsd_dashboard.advisor import DraftAdvisor, offered_candidates
+
+    assert "distilled" not in offered_candidates("ani-1x")  # names a file: never tried from a page
+    c = RunController(**choices.PRESETS["teaching"]["settings"])
+    advisor = DraftAdvisor(c)
+    assert advisor.start() and advisor.wait(120)
+    ranking = advisor.ranking
+    assert ranking is not None, advisor.status.object
+    calibrated = [cand.name for cand in ranking.candidates if cand.skipped is None]
+    assert "gfn-ff" in calibrated and "calibration took" in advisor.status.object
+    assert len(advisor.rows.objects) == 1 + len(ranking.candidates)
+    advisor.use("gfn-ff")
+    assert c.draft == "gfn-ff" and c.draft_options == "" and c.problems == ""
