@@ -363,4 +363,5 @@ class LiveReporter(Reporter):
         else:
             steps, kinds = np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int8)
             positions, momenta, energies = np.zeros((0, n, 3)), np.zeros((0, n, 3)), np.zeros(0)
-        self.callback(LiveUpdate(run.simulation, run.simulation.step, steps, positions, momenta, energies, kinds, stats, final, error))
+        self.callback(LiveUpdate(run.simulation, run.simulation.step, steps, positions, momenta, energies, kinds,
+                                 stats, final, error))
