@@ -189,7 +189,7 @@ class Dashboard(pn.viewable.Viewer):
         self.background_list = pn.Column(sizing_mode="stretch_width", css_classes=["lsd-background"])
         self.url_note = pn.pane.Alert("", alert_type="warning", visible=False, sizing_mode="stretch_width",
                                       css_classes=["lsd-url-note"])
-        self.preset = pn.widgets.Select(name="Preset", options={"(none)": "", **{
+        self.preset = pn.widgets.Select(label="Preset", options={"(none)": "", **{
             v["label"]: k for k, v in choices.PRESETS.items()}}, css_classes=["lsd-preset"], sizing_mode="stretch_width")
         self.preset.param.watch(lambda event: self.apply_preset(event.new), "value")
         self.preset_note = pn.pane.Alert("", alert_type="info", visible=False, sizing_mode="stretch_width",

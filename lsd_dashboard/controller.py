@@ -1,16 +1,17 @@
-"""The run controller: a ``param.Parameterized`` that owns one LSD run and its reference.
+"""The run controller: a ``param.Parameterized`` that owns one LSD run and its references.
 
 Configuration lives in parameters (what the widgets edit). ``start()`` launches a
-worker thread that builds the system and models, then runs the speculative
-sampler in blocks of ``block_steps`` (``sampler.run`` called repeatedly continues
-the identical trajectory) and, between blocks, plain target MD with the same
-target for about the same wall time. The sampler, with its learned draft correction
-and adaptive lookahead policy, comes from ``lsd_engine.runconfig.build_sampler`` as in
-the CLI. Each block, with the K of the next round and the correction's state, is
-appended to ``self.data`` (a :class:`~lsd_dashboard.rundata.RunData`); views poll it
-on the UI thread.
-Pause/resume/stop act between blocks. Errors become ``status="error"`` with a
-readable ``error`` message, and the data so far is kept.
+worker thread that builds the system and models, then makes one ``sampler.run`` call
+for the whole trajectory with a live reporter (``lsd_engine.reporters.LiveReporter``):
+about every ``block_seconds`` it hands the new states and exact running statistics to
+``self.data`` (a :class:`~lsd_dashboard.rundata.RunData`) and, in between, runs plain
+target MD for its share of the time and plain draft MD, so no round is ever cut. The
+sampler, with its learned draft correction and adaptive lookahead policy, comes from
+``lsd_engine.runconfig.build_sampler`` as in the CLI. Views poll ``data`` on the UI thread.
+Pause/resume/stop act between rounds (``RunControl``). Errors become ``status="error"``
+with a readable ``error`` message, and the data so far is kept. Every setting is checked
+against the page's choices and the server's limits before a run starts
+(:mod:`lsd_dashboard.validation`).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from ase import Atoms
 from lsd_engine import LangevinMD, ModelError, SpeculativeSampler, models
 from lsd_engine.executors import describe_execution
 from lsd_engine.learning import CORRECTIONS
+from lsd_engine.reporters import LiveReporter, LiveUpdate, RunControl
 from lsd_engine.runconfig import RunConfig, build_draft_correction, build_sampler
 from lsd_engine.systems import system_info
 
@@ -103,9 +105,8 @@ class RunController(param.Parameterized):
     reference_share = param.Number(default=0.5, bounds=(0.05, 0.95),
                                    doc="Share of the run thread's time given to the reference MD.")
     block_seconds = param.Number(default=1.0, bounds=(0.001, 600.0),
-                                 doc="LSD wall time per streamed block (a block's steps follow the measured rate). "
-                                     "Each block boundary that falls inside a fully accepted round costs one "
-                                     "extra target call, so very short blocks lower the speedup.")
+                                 doc="Seconds between the live updates of the page (taken at round ends; the "
+                                     "plain-MD references run between updates). Rounds are never cut.")
     save_stride = param.Integer(default=10, bounds=(1, None), doc="Keep every n-th frame for download.")
     keep_running = param.Boolean(default=False, doc="Keep running when the browser tab is closed; the results "
                                                      "are then written to output_dir when the run ends.")
@@ -130,9 +131,7 @@ class RunController(param.Parameterized):
         self.detached = False
         self.started_at = ""
         self._thread: threading.Thread | None = None
-        self._stop = threading.Event()
-        self._resume = threading.Event()
-        self._resume.set()
+        self._control = RunControl(on_pause=self._paused)
         self._custom: dict[str, Any] = {}
         self.check_choices()
 
@@ -272,8 +271,7 @@ class RunController(param.Parameterized):
         except RunLimitError as exc:
             self.param.update(status="error", error=f"Cannot start: {exc}", message="Server busy.")
             return False
-        self._stop.clear()
-        self._resume.set()
+        self._control = RunControl(on_pause=self._paused)  # a stopped control stays stopped: one per run
         self.detached = False
         self.started_at = time.strftime("%Y%m%d-%H%M%S")
         self.data = RunData(config=self.config())
@@ -290,19 +288,25 @@ class RunController(param.Parameterized):
 
     def pause(self) -> None:
         if self.status in ("starting", "running"):
-            self._resume.clear()
-            self.param.update(message="Pausing after the current block…")
+            self._control.pause()
+            self.param.update(message="Pausing after the current round…")
+
+    def _paused(self) -> None:
+        """The run loop has paused (its save point delivered every state to the page)."""
+        self.param.update(status="paused", steps_done=self.data.lsd.n_steps,
+                          message=f"Paused at step {self.data.lsd.n_steps}.")
 
     def resume(self) -> None:
         if self.running:
-            self._resume.set()
+            self._control.resume()
+            if self.status == "paused":
+                self.param.update(status="running", message="Running.")
 
     def stop(self, wait: bool = False, timeout: float | None = None) -> None:
-        """Stop after the current block (the data so far is kept)."""
+        """Stop after the current round (the data so far is kept)."""
         if self.running:
-            self._stop.set()
-            self._resume.set()
-            self.param.update(status="stopping", message="Stopping after the current block…")
+            self._control.stop()
+            self.param.update(status="stopping", message="Stopping after the current round…")
             if wait:
                 self.wait(timeout)
 
@@ -389,7 +393,7 @@ class RunController(param.Parameterized):
             self._note_speculation(sampler, cfg)
             self.param.update(status="running", message="Running.")
             self._loop(sampler, reference, draft_md, cfg)
-            stopped = self._stop.is_set() and self.data.lsd.n_steps < cfg["n_steps"]
+            stopped = self._control.stop_requested and self.data.lsd.n_steps < cfg["n_steps"]
             self.param.update(status="stopped" if stopped else "finished",
                               message=f"{'Stopped' if stopped else 'Finished'} after {self.data.lsd.n_steps} "
                                       f"LSD steps and {self.data.reference.n_steps} reference MD steps.")
@@ -416,36 +420,46 @@ class RunController(param.Parameterized):
 
     def _loop(self, sampler: SpeculativeSampler, reference: LangevinMD | None, draft_md: LangevinMD | None,
               cfg: dict[str, Any]) -> None:
-        data = self.data
-        share = cfg["reference_share"]
-        reference_rate = math.nan  # reference steps per second, learnt as it runs
-        while data.lsd.n_steps < cfg["n_steps"] and not self._stop.is_set():
-            if not self._resume.is_set():
-                self.param.update(status="paused", message=f"Paused at step {data.lsd.n_steps}.")
-                while not self._resume.wait(0.1):
-                    pass
-                if self._stop.is_set():
-                    break
-                self.param.update(status="running", message="Running.")
-            rate = data.lsd.stats.steps_per_s
-            wanted = cfg["lookahead"] + 1 if not math.isfinite(rate) else int(rate * cfg["block_seconds"])
-            n = min(max(1, wanted), MAX_BLOCK_STEPS, cfg["n_steps"] - data.lsd.n_steps)
-            block = _run_block(sampler, n, "LSD", data.add_lsd)
-            data.add_lsd(block)
-            self._note_speculation(sampler, cfg, block.stats)
-            self.steps_done = data.lsd.n_steps
-            if reference is not None:
-                budget = data.lsd.stats.wall_time_s * share / (1.0 - share) - data.reference.stats.wall_time_s
-                reference_rate = self._reference_block(reference, budget, reference_rate)
-            if draft_md is not None:
-                self._draft_block(draft_md)
-            data.mark_block()
-            self.param.update(steps_done=data.lsd.n_steps, reference_steps_done=data.reference.n_steps)
+        """One ``sampler.run`` for the whole trajectory; a live reporter streams its rounds into ``data``
+        every ``block_seconds`` and runs the plain-MD references in between (rounds are never cut)."""
+        state = {"reference_rate": math.nan, "rounds_by_lookahead": np.zeros(0, dtype=np.int64)}
 
-    def _note_speculation(self, sampler: SpeculativeSampler, cfg: dict[str, Any], stats: Any = None) -> None:
-        """Record the K the next round uses and the draft correction's state (after each LSD block)."""
+        def on_update(update: LiveUpdate) -> None:
+            self.data.add_lsd_update(update)
+            if update.final:
+                return
+            blocks_rounds = _count_difference(update.stats.rounds_by_lookahead, state["rounds_by_lookahead"])
+            state["rounds_by_lookahead"] = np.asarray(update.stats.rounds_by_lookahead, dtype=np.int64)
+            self._note_speculation(sampler, cfg, blocks_rounds)
+            if not self._control.paused:
+                self._references(reference, draft_md, cfg, state)
+
+        live = LiveReporter(on_update, every_s=cfg["block_seconds"])
+        try:
+            sampler.run(cfg["n_steps"] - sampler.step, stride=cfg["n_steps"] + 1, reporters=[live],
+                        control=self._control)
+        except ModelError as exc:  # the live reporter has delivered every state up to the failure
+            raise RunBlockError("LSD", exc) from exc
+
+    def _references(self, reference: LangevinMD | None, draft_md: LangevinMD | None, cfg: dict[str, Any],
+                    state: dict[str, Any]) -> None:
+        """Between LSD updates: target MD for its share of the time, draft MD, the history point."""
+        data = self.data
+        if reference is not None:
+            share = cfg["reference_share"]
+            budget = data.lsd.stats.wall_time_s * share / (1.0 - share) - data.reference.stats.wall_time_s
+            state["reference_rate"] = self._reference_block(reference, budget, state["reference_rate"])
+        if draft_md is not None:
+            self._draft_block(draft_md)
+        data.mark_block()
+        self.param.update(steps_done=data.lsd.n_steps, reference_steps_done=data.reference.n_steps)
+
+    def _note_speculation(self, sampler: SpeculativeSampler, cfg: dict[str, Any],
+                          rounds_by_lookahead: np.ndarray | None = None) -> None:
+        """Record the K the next round uses and the draft correction's state (after each LSD update;
+        ``rounds_by_lookahead``: the rounds by K that ended since the previous update)."""
         learning = draft_learning_state(cfg["draft_learning"], sampler.draft_correction)
-        self.data.record_speculation(sampler.lookahead, learning, stats)
+        self.data.record_speculation(sampler.lookahead, learning, rounds_by_lookahead)
         self.speculation = speculation_text(sampler.lookahead, learning, cfg)
 
     def _draft_block(self, draft_md: LangevinMD) -> None:
@@ -468,9 +482,16 @@ class RunController(param.Parameterized):
             self.data.add_reference(result)
             if result.stats.wall_time_s > 0:
                 rate = result.stats.n_steps / result.stats.wall_time_s
-            if time.perf_counter() >= deadline - 0.5 / max(rate, 1e-9) or self._stop.is_set():
+            if time.perf_counter() >= deadline - 0.5 / max(rate, 1e-9) or self._control.stop_requested:
                 break
         return rate
+
+
+def _count_difference(now: np.ndarray, before: np.ndarray) -> np.ndarray:
+    """``now - before`` for cumulative count arrays of possibly different lengths."""
+    now, before = np.asarray(now, dtype=np.int64), np.asarray(before, dtype=np.int64)
+    n = max(now.size, before.size)
+    return np.pad(now, (0, n - now.size)) - np.pad(before, (0, n - before.size))
 
 
 def warm_up(atoms: Atoms, draft: Any, target: Any, batch: int) -> None:

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import math
 import threading
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from typing import Any
 
 import numpy as np
 
 from lsd_engine import RunResult, RunStats, StepKind, observables, theory
+from lsd_engine.validation import jsonable
 
 from .comparison import Comparison
 
@@ -50,17 +51,6 @@ class _Column:
 
     def view(self, start: int = 0) -> np.ndarray:
         return self._data[start:self.size]
-
-
-_NOT_SUMMED = ("acceptance_rate", "acceptance_by_depth", "verified_by_depth", "accepted_by_depth",
-               "rounds_by_lookahead")
-
-
-def _padded_sum(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """a + b for integer count arrays of possibly different lengths (the shorter one zero-padded)."""
-    a, b = np.asarray(a, dtype=np.int64), np.asarray(b, dtype=np.int64)
-    n = max(a.size, b.size)
-    return np.pad(a, (0, n - a.size)) + np.pad(b, (0, n - b.size))
 
 
 def mean_lookahead(rounds_by_lookahead: np.ndarray) -> float:
@@ -119,26 +109,23 @@ def speculation_text(lookahead: int, learning: dict[str, Any], config: dict[str,
 
 @dataclass
 class StatsTotals(RunStats):
-    """The engine's ``RunStats`` summed over the blocks (one ``run`` call each) of a dashboard run."""
-
-    accepted_by_depth: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    """The engine's ``RunStats`` of a dashboard run, added up exactly (counts, not rates)."""
 
     def add(self, stats: RunStats) -> None:
+        """Add a block's statistics (``RunStats`` addition: counts and times summed, rates recomputed)."""
+        total = self + stats
         for f in fields(RunStats):
-            if f.name not in _NOT_SUMMED:
-                setattr(self, f.name, getattr(self, f.name) + getattr(stats, f.name))
-        self.rounds_by_lookahead = _padded_sum(self.rounds_by_lookahead, getattr(stats, "rounds_by_lookahead", []))
-        verified = np.asarray(stats.verified_by_depth, dtype=np.int64)
-        if verified.size:
-            accepted = np.rint(np.nan_to_num(np.asarray(stats.acceptance_by_depth, dtype=float)) * verified)
-            self.verified_by_depth = _padded_sum(self.verified_by_depth, verified)
-            self.accepted_by_depth = _padded_sum(self.accepted_by_depth, accepted)
-            total = int(self.verified_by_depth.sum())
-            self.acceptance_rate = float(self.accepted_by_depth.sum()) / total if total else math.nan
-            with np.errstate(invalid="ignore", divide="ignore"):
-                self.acceptance_by_depth = np.where(self.verified_by_depth > 0,
-                                                    self.accepted_by_depth / np.maximum(self.verified_by_depth, 1),
-                                                    np.nan)
+            setattr(self, f.name, getattr(total, f.name))
+
+    @classmethod
+    def own_time(cls, stats: RunStats) -> StatsTotals:
+        """``stats`` without the time its reporters took (the page's own work between rounds: the
+        plain-MD references, the comparison), so LSD's rate is that of LSD alone."""
+        out = cls(**{f.name: getattr(stats, f.name) for f in fields(RunStats)})
+        out.wall_time_s = max(0.0, stats.wall_time_s - stats.time_reporting_s)
+        out.time_overhead_s = max(0.0, stats.time_overhead_s - stats.time_reporting_s)
+        out.time_reporting_s = 0.0
+        return out
 
     def per_step_ms(self) -> dict[str, float]:
         """Wall time per trajectory step split into draft / target / verification / overhead (ms)."""
@@ -148,20 +135,6 @@ class StatsTotals(RunStats):
 
     def to_dict(self) -> dict[str, Any]:
         return {**super().to_dict(), "ms_per_step": self.per_step_ms()}
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, np.ndarray):
-        return [_jsonable(v) for v in value.tolist()]
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, (float, np.floating)):
-        return float(value) if math.isfinite(float(value)) else None
-    if isinstance(value, np.integer):
-        return int(value)
-    return value
 
 
 class TrajectoryLog:
@@ -199,13 +172,16 @@ class TrajectoryLog:
         """Append a ``run(n, stride=1)`` result; its first frame repeats the previous block's last state.
         Returns the new (positions, momenta, energies)."""
         start = 0 if not self.started else 1
-        self.started = True
-        positions = result.positions[start:]
         self.stats.add(result.stats)
+        return self.add_states(result.steps[start:], result.positions[start:], result.momenta[start:],
+                               result.energies[start:], result.kinds[start:])
+
+    def add_states(self, steps: np.ndarray, positions: np.ndarray, momenta: np.ndarray, energies: np.ndarray,
+                   kinds: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Append new states (the first call's first state is the initial one). Returns them."""
+        self.started = True
         if len(positions) == 0:
-            return positions, result.momenta[start:], result.energies[start:]
-        momenta, steps = result.momenta[start:], result.steps[start:]
-        kinds, energies = result.kinds[start:], result.energies[start:]
+            return positions, momenta, energies
         cols = self.columns
         cols["step"].extend(steps)
         cols["energy"].extend(energies)
@@ -216,7 +192,7 @@ class TrajectoryLog:
             cols["phi"].extend(phi)
             cols["psi"].extend(psi)
             self.rama_counts += observables.ramachandran_histogram(phi, psi, bins=RAMA_BINS, density=False)[0]
-        keep = steps % self.save_stride == 0
+        keep = np.asarray(steps) % self.save_stride == 0
         if keep.any():
             for key, values in (("positions", positions), ("momenta", momenta), ("steps", steps),
                                 ("kinds", kinds), ("energies", energies)):
@@ -293,6 +269,17 @@ class RunData:
     def add_lsd(self, result: RunResult) -> None:
         self._add(self.lsd, result)
 
+    def add_lsd_update(self, update: Any) -> None:
+        """A live update of the LSD run (``lsd_engine.reporters.LiveUpdate``): its new states and the
+        run's exact statistics so far, less the time the page's own work took in between."""
+        with self.lock:
+            block = self.lsd.add_states(update.steps, update.positions, update.momenta, update.energies,
+                                        update.kinds)
+            self.lsd.stats = StatsTotals.own_time(update.stats)
+            if self.comparison is not None and len(block[0]):
+                self.comparison.add(self.lsd.label, *block)
+            self.version += 1
+
     def add_reference(self, result: RunResult) -> None:
         self._add(self.reference, result)
 
@@ -322,17 +309,18 @@ class RunData:
         with self.lock:
             return {k: v.view(cursor).copy() for k, v in self.history.items()}
 
-    def record_speculation(self, lookahead: int, learning: dict[str, Any], block_stats: RunStats | None = None) -> None:
-        """After an LSD block (``block_stats``; None before the first): the sampler's current K and
-        its draft correction's state (``draft_learning_state``)."""
+    def record_speculation(self, lookahead: int, learning: dict[str, Any],
+                           rounds_by_lookahead: np.ndarray | None = None) -> None:
+        """After an LSD update (``rounds_by_lookahead``: rounds by K that ended since the previous one;
+        None before the first): the sampler's current K and its draft correction's state."""
         with self.lock:
             self.lookahead_now = int(lookahead)
             self.learning = dict(learning)
-            if block_stats is not None:
+            if rounds_by_lookahead is not None:
                 b = self.blocks
                 b["step"].extend([self.lsd.n_steps])
                 b["lookahead"].extend([self.lookahead_now])
-                b["mean_lookahead"].extend([mean_lookahead(block_stats.rounds_by_lookahead)])
+                b["mean_lookahead"].extend([mean_lookahead(rounds_by_lookahead)])
             self.version += 1
 
     def blocks_since(self, cursor: int) -> dict[str, np.ndarray]:
@@ -416,7 +404,7 @@ class RunData:
     def summary(self) -> dict[str, Any]:
         """JSON-ready summary of the run: configuration, both runs' statistics, speedups, observables."""
         with self.lock:
-            return _jsonable({
+            return jsonable({
                 "config": self.config,
                 "lsd": self.lsd.stats.to_dict(),
                 "reference_md": self.reference.stats.to_dict(),

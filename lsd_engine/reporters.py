@@ -116,9 +116,11 @@ class RunControl:
     (``RunResult.stopped``); every reporter is flushed and finished as at a normal end.
     ``pause()``: at the next round end the loop makes a save point and waits until ``resume()``
     or ``stop()``; paused time is not counted in the run's times. A stopped control stays stopped.
+    ``on_pause``: called (in the run's thread) once the loop has paused, after its save point.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, on_pause: Callable[[], Any] | None = None) -> None:
+        self.on_pause = on_pause
         self._stop = threading.Event()
         self._running = threading.Event()
         self._running.set()
@@ -143,7 +145,9 @@ class RunControl:
         return not self._running.is_set()
 
     def wait_while_paused(self, poll_s: float = 0.1) -> None:
-        """Block until resumed or stopped."""
+        """Block until resumed or stopped (after calling ``on_pause``)."""
+        if self.on_pause is not None and not self._running.is_set():
+            self.on_pause()
         while not self._running.wait(poll_s):
             pass
 

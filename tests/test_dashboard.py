@@ -69,7 +69,7 @@ def test_defaults_are_the_readme_run():
     assert c.status == "idle"
 
 
-def test_blocks_reproduce_one_long_run_and_the_reference_is_plain_md():
+def test_streaming_reproduces_one_long_run_and_the_reference_is_plain_md():
     c = _toy_controller(n_steps=300).run_blocking(timeout=60)
     assert c.status == "finished", c.error
     data = c.data
@@ -79,6 +79,7 @@ def test_blocks_reproduce_one_long_run_and_the_reference_is_plain_md():
     frames = data.lsd.saved_frames()
     np.testing.assert_array_equal(frames["positions"], one_run.positions)
     np.testing.assert_array_equal(frames["kinds"], one_run.kinds)
+    assert data.lsd.stats.target_calls == one_run.stats.target_calls  # streaming never cuts a round
     assert set(np.unique(frames["kinds"][1:])) <= {StepKind.ACCEPTED, StepKind.REPAIRED, StepKind.TARGET}
     n_ref = data.reference.n_steps
     assert n_ref > 0
