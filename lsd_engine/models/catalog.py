@@ -91,6 +91,15 @@ register(ModelSpec(
     factory=_lazy("ase_models", "make_ase")))
 
 register(ModelSpec(
+    name="lj", role="draft or target", cost="cheap", elements=None, periodic=False, nonperiodic=True,
+    batched=True, package="numpy", install="numpy",
+    description="Lennard-Jones pairs in numpy (sigma_A, epsilon_eV, cutoff_A; default argon), a whole batch "
+                "per call: the dashboard's teaching preset uses it as target and, with another sigma, as a "
+                "deliberately wrong draft.",
+    cost_note="13 atoms: ~0.05 ms per call, a batch of 9 about the same",
+    factory=_lazy("analytic", "make_lj")))
+
+register(ModelSpec(
     name="ani-1x", role="target", cost="moderate", elements=("H", "C", "N", "O"), periodic=True,
     nonperiodic=True, batched=True, package="torchani", install="'torchani==2.2.4' 'setuptools<81'",
     description="ANI-1x 8-network ensemble (wB97X/6-31G(d)) through torchani, loaded from the files in the "
