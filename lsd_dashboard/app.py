@@ -264,6 +264,7 @@ class Dashboard(pn.viewable.Viewer):
                                              css_classes=["lsd-draft-learning"]),
                 pn.pane.Markdown(SPECULATION_HELP, styles={"font-size": "0.85em"}, margin=(0, 10)),
                 mode, executor,
+                pn.widgets.Select.from_param(p.device, name="Device of torch models", css_classes=["lsd-device"]),
                 integer(p.n_workers, name=f"Dask workers (at most {self.policy.max_workers})", start=1,
                         end=self.policy.max_workers),
                 pn.widgets.Select.from_param(p.scheduler_address, name="Scheduler address (set by the server)",

@@ -138,7 +138,7 @@ def verdict(js: float, noise: float, factor: float, below: bool) -> bool | None:
     """js ≤ factor·noise (``below``) or js > factor·noise; None while either is unknown."""
     if not (math.isfinite(js) and math.isfinite(noise)):
         return None
-    return js <= factor * noise if below else js > factor * noise
+    return bool(js <= factor * noise) if below else bool(js > factor * noise)
 
 
 class PairDistances(Observable):

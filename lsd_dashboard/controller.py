@@ -30,6 +30,7 @@ from ase import Atoms
 
 from lsd_engine import LangevinMD, ModelError, SpeculativeSampler, models
 from lsd_engine.executors import describe_execution
+from lsd_engine.models.devices import DEFAULT_DEVICE, DEVICE_CHOICES, DeviceError, resolve_device
 from lsd_engine.learning import CORRECTIONS
 from lsd_engine.reporters import LiveReporter, LiveUpdate, RunControl
 from lsd_engine.runconfig import RunConfig, build_draft_correction, build_sampler
@@ -51,7 +52,7 @@ DRAFT_TIME_SHARE = 0.25
 CONFIG_PARAMETERS = (
     "system", "structure_path", "draft", "target", "draft_options", "target_options", "temperature_K",
     "timestep_fs", "friction_per_ps", "hydrogen_mass_amu", "lookahead", "error_correction", "draft_learning",
-    "adaptive_lookahead", "min_lookahead", "mode",
+    "adaptive_lookahead", "min_lookahead", "mode", "device",
     "executor", "n_workers", "scheduler_address", "n_steps", "seed", "reference", "draft_reference",
     "reference_share",
     "block_seconds", "save_stride", "keep_running", "output_dir",
@@ -90,6 +91,9 @@ class RunController(param.Parameterized):
                                                           "the measured acceptance by depth and model costs.")
     min_lookahead = param.Integer(default=1, bounds=(1, 64), doc="Smallest K with adaptive_lookahead.")
     mode = param.Selector(default="sync", objects=["sync", "async"])
+    device = param.Selector(default=DEFAULT_DEVICE, objects=list(DEVICE_CHOICES),
+                            doc="Where torch-backed models compute ('auto': CUDA when torch sees a GPU, else the "
+                                "CPU); a GPU that cannot be used is an error, never a silent CPU run.")
     executor = param.Selector(default=choices.IN_PROCESS, objects=choices.EXECUTOR_CHOICES)
     n_workers = param.Integer(default=2, bounds=(1, 1024), doc="Workers of a local dask cluster (at most the "
                                                                "server's max_workers).")
@@ -174,7 +178,7 @@ class RunController(param.Parameterized):
             error_correction=cfg["error_correction"], draft_learning=cfg["draft_learning"],
             adaptive_lookahead=bool(cfg["adaptive_lookahead"]),
             min_lookahead=cfg["min_lookahead"],  # only checked when K is adaptive
-            hydrogen_mass_amu=cfg["hydrogen_mass_amu"], mode=cfg["mode"], seed=cfg["seed"])
+            hydrogen_mass_amu=cfg["hydrogen_mass_amu"], mode=cfg["mode"], seed=cfg["seed"], device=cfg["device"])
 
     def _speculation_problems(self, atoms: Atoms | None) -> list[str]:
         """Draft learning and adaptive K: what the engine's RunConfig and make_correction refuse."""
@@ -199,7 +203,8 @@ class RunController(param.Parameterized):
 
     @param.depends("system", "structure_path", "draft", "target", "draft_options", "target_options",
                    "hydrogen_mass_amu", "executor", "mode", "lookahead", "error_correction", "draft_learning",
-                   "adaptive_lookahead", "min_lookahead", watch=True)
+                   "adaptive_lookahead", "min_lookahead", "device", "n_steps", "n_workers", "save_stride", "seed",
+                   "scheduler_address", watch=True)
     def check_choices(self) -> list[str]:
         """Explain (in ``problems`` / ``notes``) why the current choices cannot run; returns the problems."""
         problems: list[str] = []
@@ -231,6 +236,11 @@ class RunController(param.Parameterized):
         if atoms is not None and not system_info(atoms).get("phi_indices"):
             notes.append("This system has no backbone dihedrals: no Ramachandran plots (the comparison below uses "
                          "pair distances, kinetic temperature and potential energy).")
+        if self.device.startswith("cuda") and self.executor == choices.IN_PROCESS:
+            try:
+                resolve_device(self.device, "the torch models")
+            except DeviceError as exc:
+                problems.append(f"Device: {exc}")
         reason = choices.executor_support().get(self.executor)
         if reason:
             problems.append(f"Executor {self.executor}: {reason}")
@@ -355,7 +365,12 @@ class RunController(param.Parameterized):
         cfg = self.config() if cfg is None else cfg
         if cfg[role] == choices.CUSTOM:
             return self._custom[role]
-        return models.create(cfg[role], atoms, **choices.parse_options(cfg[f"{role}_options"]))
+        options = choices.parse_options(cfg[f"{role}_options"])
+        if "cuda" in models.get_spec(cfg[role]).devices:
+            options.setdefault("device", cfg["device"])
+        if role == "target" and cfg["executor"] != choices.IN_PROCESS and not cfg["reference"]:
+            return models.deferred(cfg[role], atoms, **options)  # built by the dask workers only
+        return models.create(cfg[role], atoms, **options)
 
     def _models(self, atoms: Atoms, cfg: dict[str, Any]) -> tuple[Any, Any]:
         built = []
@@ -382,7 +397,8 @@ class RunController(param.Parameterized):
             self.data.set_execution(describe_execution(target, executor))
             # warm up first: the adaptive-K policy times the models once when it is built
             self.param.update(message="Warming up the models (first calls are not timed)…")
-            warm_up(atoms, draft, target, cfg["lookahead"] + 1)
+            warm_up(atoms, draft, None if isinstance(target, models.DeferredModel) else target,
+                    cfg["lookahead"] + 1)
             if cfg["adaptive_lookahead"]:
                 self.param.update(message="Measuring the model costs for adaptive K…")
             sampler = build_sampler(config, atoms, draft, target, executor)
@@ -494,11 +510,13 @@ def _count_difference(now: np.ndarray, before: np.ndarray) -> np.ndarray:
     return np.pad(now, (0, n - now.size)) - np.pad(before, (0, n - before.size))
 
 
-def warm_up(atoms: Atoms, draft: Any, target: Any, batch: int) -> None:
+def warm_up(atoms: Atoms, draft: Any, target: Any | None, batch: int) -> None:
     """Call each model once (the target also with a round's batch) so one-off start-up costs
     (torch graph building, OpenMM context creation) do not count against either timed run."""
     positions = atoms.get_positions()[None]
     models.evaluate_checked(draft, positions, role="draft", first_step=0)
+    if target is None:  # built and warmed by dask workers, never in this process
+        return
     models.evaluate_checked(target, positions, role="target", first_step=0)
     models.evaluate_checked(target, np.repeat(positions, batch, axis=0), role="target", first_step=0)
 

@@ -24,7 +24,7 @@ from .policy import ServerPolicy
 URL_SETTINGS = (
     "system", "draft", "target", "draft_options", "target_options", "temperature_K", "timestep_fs",
     "friction_per_ps", "hydrogen_mass_amu", "lookahead", "error_correction", "draft_learning",
-    "adaptive_lookahead", "min_lookahead", "mode", "executor", "n_workers", "n_steps", "seed", "reference",
+    "adaptive_lookahead", "min_lookahead", "mode", "device", "executor", "n_workers", "n_steps", "seed", "reference",
     "draft_reference", "reference_share", "block_seconds", "save_stride", "keep_running",
 )
 MAX_TEXT_LENGTH = 200

@@ -104,6 +104,7 @@ def test_draft_md_runs_alongside_and_is_plain_draft_md():
     summary = c.data.summary()
     assert summary["draft_md"]["n_steps"] == n_draft and summary["throughput_ns_per_day"]["LSD"] > 0
     assert summary["execution"]["executor"] == "local" and summary["execution"]["device"] == "cpu"
+    json.dumps(summary)  # what the statistics download writes
 
 
 def test_pause_resume_stop_keep_the_data():
@@ -441,3 +442,21 @@ def test_draft_advisor_ranks_offered_drafts_and_uses_one():
     assert len(advisor.rows.objects) == 1 + len(ranking.candidates)
     advisor.use("gfn-ff")
     assert c.draft == "gfn-ff" and c.draft_options == "" and c.problems == ""
+
+
+def test_device_choice_reaches_torch_models_and_an_unusable_gpu_is_refused():
+    pytest.importorskip("torchani")
+    import torch
+
+    from lsd_engine.models import DeferredModel
+
+    atoms = choices.load_system("alanine-dipeptide-vacuum")
+    c = RunController(device="cpu")
+    assert c.build_model("target", atoms).device == torch.device("cpu")
+    assert c.run_config().device == "cpu"
+    if not torch.cuda.is_available():
+        c.device = "cuda"
+        assert "Device:" in c.problems and "cannot use a GPU" in c.problems and not c.start()
+    # dask workers build the target; without a reference run the page never builds a copy of its own
+    c = RunController(device="cpu", executor=choices.LOCAL_DASK, reference=False)
+    assert isinstance(c.build_model("target", atoms), DeferredModel)
