@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 import math
+import time
 from typing import Any
 
 import numpy as np
@@ -19,6 +20,9 @@ from bokeh.plotting import figure
 
 from .comparison import CONSISTENT_FACTOR, DIFFERENT_FACTOR, Comparison, Observable, Ramachandran, verdict_text
 
+#: Seconds between updates of the distribution plots and their table (they change slowly; each update
+#: redraws five plots in the browser).
+UPDATE_PERIOD_S = 3.0
 COLOURS = {"draft MD": "#ff7f0e", "target MD": "#1f77b4", "LSD": "#2ca02c", "exact": "#7f7f7f"}
 TOOLS = "pan,wheel_zoom,box_zoom,reset,save"
 
@@ -41,6 +45,7 @@ class ComparisonView:
         self.plots = pn.FlexBox(sizing_mode="stretch_width", css_classes=["lsd-comparison-plots"])
         self.summary = pn.pane.HTML(self._intro(), sizing_mode="stretch_width", css_classes=["lsd-comparison"])
         self.panel = pn.Column(self.summary, self.plots, sizing_mode="stretch_width")
+        self._next_update = 0.0
 
     @staticmethod
     def _intro() -> str:
@@ -83,8 +88,12 @@ class ComparisonView:
                 self.plots.objects = []
                 self.summary.object = self._intro()
             return
+        now = time.monotonic()
         if comparison is not self.comparison:
             self._build(comparison)
+        elif now < self._next_update:
+            return
+        self._next_update = now + UPDATE_PERIOD_S
         for observable in comparison.observables:
             source = self.sources.get(observable.name)
             if source is not None:

@@ -101,7 +101,7 @@ class RunController(param.Parameterized):
                                                      "scheduler_addresses).")
     n_steps = param.Integer(default=5000, bounds=(1, None), doc="LSD trajectory steps to run (at most the "
                                                                 "server's max_steps).")
-    seed = param.Integer(default=0, bounds=(0, 2**63 - 1))
+    seed = param.Integer(default=0, bounds=(0, 2**53 - 1))  # a widget value JavaScript holds exactly
     reference = param.Boolean(default=True, doc="Run plain target MD alongside (measured speedup, "
                                                 "reference Ramachandran plot).")
     draft_reference = param.Boolean(default=True, doc="Run plain draft MD alongside too: what the draft alone "

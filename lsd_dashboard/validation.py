@@ -28,7 +28,7 @@ URL_SETTINGS = (
     "draft_reference", "reference_share", "block_seconds", "save_stride", "keep_running",
 )
 MAX_TEXT_LENGTH = 200
-MAX_SEED = 2**63 - 1
+MAX_SEED = 2**53 - 1  # the largest integer a browser widget holds exactly
 
 
 def settings_problems(cfg: Mapping[str, Any], policy: ServerPolicy, *, custom: set[str], n_atoms: int | None,

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import html
 import math
+import time
 from typing import Any
 
 import numpy as np
@@ -33,6 +34,7 @@ RAMA_CLIM = (1e-4, 0.2)  # fixed colour range: the LSD and reference plots are d
 TRACE_LENGTH = 4000  # points kept per trace in the browser
 STRIP_LENGTH = 300  # steps shown in the step-kind strip
 MAX_NEW_POINTS = 400  # per trace and refresh (thinned beyond that)
+RAMA_PERIOD_S = 2.0  # seconds between redraws of the Ramachandran images
 KIND_COLOURS = {code: colour for code, (_, colour) in KIND_STYLE.items()}
 TIMING_PARTS = ("draft", "target", "verification", "overhead")
 TIMING_COLOURS = ("#2ca02c", "#1f77b4", "#ff7f0e", "#7f7f7f")
@@ -76,6 +78,7 @@ class LiveViews:
         self._cursor = {"LSD": 0, "target MD": 0, "draft MD": 0, "history": 0, "blocks": 0}
         self._energy_zero: float | None = None
         self._last_point: dict[str, tuple[float, float]] = {}
+        self._next_rama = 0.0
         self.comparison = ComparisonView()
         self.molecule = MoleculeView(self._initial_atoms())
         self.sources = {
@@ -232,6 +235,7 @@ class LiveViews:
         self._cursor = {"LSD": 0, "target MD": 0, "draft MD": 0, "history": 0, "blocks": 0}
         self._energy_zero = None
         self._last_point = {}
+        self._next_rama = 0.0
         for key, source in self.sources.items():
             if key.startswith(("trace:", "point:")) or key in ("strip", "speedup", "depth", "lookahead", "blocks"):
                 source.data = {column: [] for column in source.data}
@@ -342,8 +346,11 @@ class LiveViews:
                                  "acceptance": np.nan_to_num(depth)}
         src["timing"].data = {"run": list(timing), **{part: [timing[run][part] for run in timing]
                                                       for part in TIMING_PARTS}}
+        redraw = time.monotonic() >= self._next_rama or self.controller.status not in ("running", "starting")
+        if redraw:  # three 36x36 images: redrawn every RAMA_PERIOD_S, not on every refresh
+            self._next_rama = time.monotonic() + RAMA_PERIOD_S
         for label, hist in hists.items():
-            if hist is not None:
+            if hist is not None and redraw:
                 src[f"rama:{label}"].data = {"image": [hist.T]}
             point = self._last_point.get(label)
             if point is not None:

@@ -38,7 +38,7 @@ if not (Path(CHROMIUM).exists() or shutil.which(CHROMIUM)):
 # A fast draft/target pair for the live-run test: ff14SB in vacuum drafting ff14SB with GBn2 implicit
 # solvent (both OpenMM, well under a millisecond per call), so the test sees many blocks in seconds.
 FAST_PAIR = {"target": "amber14", "target_options": "solvent='implicit'", "n_steps": "200000",
-             "block_seconds": "0.3"}
+             "block_seconds": "1.0", "draft_reference": "0"}  # the draft MD panel: the teaching-preset test
 
 
 def _free_port() -> int:
@@ -86,12 +86,29 @@ def browser():
         browser.close()
 
 
+@pytest.fixture(autouse=True)
+def _close_pages_left_open():
+    """A test that fails leaves its page open, still rendering a live run: close it, so the next
+    tests do not share the browser with it."""
+    yield
+    while PageWatch.open_pages:
+        page = PageWatch.open_pages.pop()
+        if not page.is_closed():
+            page.close()
+
+
 class PageWatch:
     """A page that records console errors and every request that would leave the machine."""
+
+    open_pages: list = []
 
     def __init__(self, browser):
         # tall enough that every view is on screen without scrolling (live plots never settle for it)
         self.page = browser.new_page(viewport={"width": 1600, "height": 2700})
+        PageWatch.open_pages.append(self.page)
+        # headless Chromium renders the live plots in software on 2 cores: its main thread answers a click
+        # in 10-20 s while a fast run streams (measured: page.evaluate round trips of 1.6-5 s)
+        self.page.set_default_timeout(90_000)
         self.errors: list[str] = []
         self.external: list[str] = []
         self.page.on("console", lambda m: self.errors.append(m.text) if m.type == "error" else None)
