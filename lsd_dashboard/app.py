@@ -25,7 +25,7 @@ from .controller import ACTIVE, RunController
 from .policy import ServerPolicy, is_loopback
 from .runs import RUNS
 from .theory_explorer import TheoryExplorer
-from .uploads import UPLOAD_SUFFIXES, UploadError, UploadFolder, check_upload, parse_in_subprocess
+from .uploads import UPLOAD_SUFFIXES, UploadError, UploadFolder, check_stored, check_upload, parse_in_subprocess
 from .validation import MAX_TEXT_LENGTH, URL_SETTINGS
 from .views import LiveViews
 
@@ -352,8 +352,13 @@ class Dashboard(pn.viewable.Viewer):
         filename, data = list(event.new.items())[-1]
         data = data.encode() if isinstance(data, str) else bytes(data)
         try:
-            name = check_upload(filename, data, self.policy.max_upload_bytes, self.policy.max_atoms)
+            name = check_upload(filename, data, self.policy.max_upload_bytes)
             path = self.uploads.store(name, data)
+            try:
+                check_stored(path, self.policy.max_atoms)
+            except UploadError:
+                path.unlink(missing_ok=True)  # a refused file is not kept
+                raise
         except (UploadError, OSError) as exc:
             self._upload_said(str(exc), "danger")
             return

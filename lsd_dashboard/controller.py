@@ -33,6 +33,7 @@ from lsd_engine.executors import describe_execution
 from lsd_engine.models.devices import DEFAULT_DEVICE, DEVICE_CHOICES, DeviceError, resolve_device
 from lsd_engine.learning import CORRECTIONS
 from lsd_engine.reporters import LiveReporter, LiveUpdate, RunControl
+from lsd_engine.results import padded_sum
 from lsd_engine.runconfig import RunConfig, build_draft_correction, build_sampler
 from lsd_engine.systems import system_info
 
@@ -444,7 +445,7 @@ class RunController(param.Parameterized):
             self.data.add_lsd_update(update)
             if update.final:
                 return
-            blocks_rounds = _count_difference(update.stats.rounds_by_lookahead, state["rounds_by_lookahead"])
+            blocks_rounds = padded_sum(update.stats.rounds_by_lookahead, -state["rounds_by_lookahead"])
             state["rounds_by_lookahead"] = np.asarray(update.stats.rounds_by_lookahead, dtype=np.int64)
             self._note_speculation(sampler, cfg, blocks_rounds)
             if not self._control.paused:
@@ -501,13 +502,6 @@ class RunController(param.Parameterized):
             if time.perf_counter() >= deadline - 0.5 / max(rate, 1e-9) or self._control.stop_requested:
                 break
         return rate
-
-
-def _count_difference(now: np.ndarray, before: np.ndarray) -> np.ndarray:
-    """``now - before`` for cumulative count arrays of possibly different lengths."""
-    now, before = np.asarray(now, dtype=np.int64), np.asarray(before, dtype=np.int64)
-    n = max(now.size, before.size)
-    return np.pad(now, (0, n - now.size)) - np.pad(before, (0, n - before.size))
 
 
 def warm_up(atoms: Atoms, draft: Any, target: Any | None, batch: int) -> None:

@@ -1,7 +1,7 @@
 """Structure uploads: checked as data, parsed in a separate process with time and memory limits.
 
-An upload is untrusted: its size is checked before anything reads it, an XYZ count
-line is checked against the file size before any array is allocated, and the file
+An upload is untrusted: its size is checked before it is stored, an XYZ count line is
+checked against the file size before any parser runs or any array is allocated, and the file
 is then parsed by ``python -m lsd_dashboard.uploads`` (a child process with an
 address-space limit that is killed at the time limit), so a hostile file can neither
 freeze the server's event loop nor exhaust its memory. Each session keeps its
@@ -18,10 +18,10 @@ import sys
 import tempfile
 from pathlib import Path
 
+from lsd_engine.systems import StructureError, check_xyz_counts
+
 #: Upload formats the page accepts (ASE readers that parse text and never unpickle).
 UPLOAD_SUFFIXES = (".pdb", ".xyz", ".extxyz", ".cif", ".vasp", ".gro", ".mol")
-#: Fewest bytes an XYZ atom line can take ("H 0 0 0\n").
-_MIN_XYZ_LINE_BYTES = 8
 #: Address-space limit of the parsing process (bytes).
 PARSER_MEMORY_BYTES = 3 * 1024**3
 
@@ -40,34 +40,26 @@ def safe_filename(filename: str) -> str:
     return name[:100]
 
 
-def check_xyz_count(data: bytes, max_atoms: int, label: str) -> None:
-    """Refuse an XYZ whose count line is not a number, above ``max_atoms`` or larger than the file can hold."""
-    first = data.split(b"\n", 1)[0].strip()
-    try:
-        count = int(first)
-    except ValueError:
-        raise UploadError(f"upload {label}: the first line of an XYZ file must be the atom count, "
-                          f"got {first[:40]!r}") from None
-    if count < 1:
-        raise UploadError(f"upload {label}: the XYZ atom count must be positive, got {count}")
-    if count > max_atoms:
-        raise UploadError(f"upload {label}: {count} atoms; this server allows at most {max_atoms}")
-    if count * _MIN_XYZ_LINE_BYTES > len(data):
-        raise UploadError(f"upload {label}: the header says {count} atoms but the file has only "
-                          f"{len(data)} bytes")
-
-
-def check_upload(filename: str, data: bytes, max_bytes: int, max_atoms: int) -> str:
-    """Cheap checks before anything parses the upload; returns the safe file name."""
+def check_upload(filename: str, data: bytes, max_bytes: int) -> str:
+    """Cheap checks before the upload is stored: name, suffix, size; returns the safe file name."""
     name = safe_filename(filename)
     if len(data) > max_bytes:
         raise UploadError(f"upload {name}: {len(data) / 1e6:.1f} MB is larger than this server's limit of "
                           f"{max_bytes / 1e6:.1f} MB")
     if not data.strip():
         raise UploadError(f"upload {name}: the file is empty")
-    if Path(name).suffix.lower() in (".xyz", ".extxyz"):
-        check_xyz_count(data, max_atoms, name)
     return name
+
+
+def check_stored(path: Path, max_atoms: int) -> None:
+    """Before any parser runs: an XYZ file's count lines against its size and ``max_atoms``
+    (``lsd_engine.systems.check_xyz_counts``), with the server's folder left out of the message."""
+    if path.suffix.lower() not in (".xyz", ".extxyz"):
+        return
+    try:
+        check_xyz_counts(path, 0, max_atoms)
+    except StructureError as exc:
+        raise UploadError(f"upload {str(exc).replace(str(path), path.name)}") from None
 
 
 class UploadFolder:

@@ -20,7 +20,7 @@ from lsd_dashboard.app import BoundedFileDropper, Dashboard, apply_query_args
 from lsd_dashboard.controller import RunController
 from lsd_dashboard.policy import ServerPolicy, is_loopback
 from lsd_dashboard.runs import KEEP_ENDED, RUNS, RunRegistry
-from lsd_dashboard.uploads import UploadError, check_upload, parse_in_subprocess
+from lsd_dashboard.uploads import UploadError, check_stored, check_upload, parse_in_subprocess
 from lsd_engine import FunctionModel
 from lsd_engine.toys import harmonic_bonds, morse_cluster
 
@@ -160,33 +160,35 @@ def test_loopback_clients(address, loopback):
 MAX = 10_000_000
 
 
-def test_a_huge_xyz_header_is_refused_before_any_allocation():
+def test_a_huge_xyz_header_is_refused_before_any_allocation(tmp_path):
     started = time.perf_counter()
-    with pytest.raises(UploadError, match="at most 5000"):
-        check_upload("big.xyz", b"999999999999\n\nH 0 0 0\n", MAX, 5000)
-    with pytest.raises(UploadError, match="only 23 bytes"):
-        check_upload("big.xyz", b"4000\ncomment\nH 0 0 0\n\n\n", MAX, 5000)
-    with pytest.raises(UploadError, match="atom count"):
-        check_upload("big.xyz", b"many\n\nH 0 0 0\n", MAX, 5000)
+    for data, expected in ((b"999999999999\n\nH 0 0 0\n", "only 9 bytes follow"),
+                           (b"4000\ncomment\nH 0 0 0\n\n\n", "4000 atoms, but only 18 bytes follow"),
+                           (b"4000\n\n" + b"H 0 0 0\n" * 4000, "more than the limit of 3000")):
+        path = tmp_path / "big.xyz"
+        path.write_bytes(data)
+        with pytest.raises(UploadError, match=expected) as refused:
+            check_stored(path, 3000)
+        assert str(tmp_path) not in str(refused.value)  # the server's folder is not shown
     assert time.perf_counter() - started < 0.5
 
 
 @pytest.mark.parametrize("filename", ["evil.py", "x.traj", "x.npz", "x.pkl", "noext", ".bashrc", "x.pdb.py"])
 def test_uploads_other_than_structure_text_formats_are_refused(filename):
     with pytest.raises(UploadError, match="only .pdb"):
-        check_upload(filename, b"import os\nos.system('id')\n", MAX, 5000)
+        check_upload(filename, b"import os\nos.system('id')\n", MAX)
 
 
 def test_oversize_and_empty_uploads_are_refused():
     with pytest.raises(UploadError, match="larger than this server's limit of 1.0 MB"):
-        check_upload("big.pdb", b"x" * 1_000_001, 1_000_000, 5000)
+        check_upload("big.pdb", b"x" * 1_000_001, 1_000_000)
     with pytest.raises(UploadError, match="empty"):
-        check_upload("empty.pdb", b"  \n", MAX, 5000)
+        check_upload("empty.pdb", b"  \n", MAX)
 
 
 def test_upload_names_cannot_leave_the_session_folder():
-    assert check_upload("../../etc/cron.d/evil.pdb", b"ATOM\n", MAX, 5000) == "evil.pdb"
-    assert check_upload("/abs/path/x y$(id).xyz", b"1\n\nH 0 0 0\n", MAX, 5000) == "x y__id_.xyz"
+    assert check_upload("../../etc/cron.d/evil.pdb", b"ATOM\n", MAX) == "evil.pdb"
+    assert check_upload("/abs/path/x y$(id).xyz", b"1\n\nH 0 0 0\n", MAX) == "x y__id_.xyz"
 
 
 def test_parsing_is_limited_in_time_and_atoms(tmp_path):
@@ -224,9 +226,10 @@ def test_a_hostile_upload_in_the_page_is_refused_and_leaves_no_file(tmp_path):
     dashboard = Dashboard(RunController(policy=ServerPolicy(max_atoms=50)))
     c = dashboard.controller
     dashboard.upload.value = {"huge.xyz": b"999999999999\n\n"}
-    assert "at most 50" in dashboard.upload_note.object and c.system == choices.DEFAULT_SYSTEM
+    assert "999999999999 atoms, but only" in dashboard.upload_note.object and c.system == choices.DEFAULT_SYSTEM
     dashboard.upload.value = {"evil.py": b"import os"}
-    assert "only .pdb" in dashboard.upload_note.object and dashboard.uploads.path is None
+    assert "only .pdb" in dashboard.upload_note.object
+    assert dashboard.uploads.path is None or not any(dashboard.uploads.path.iterdir())  # nothing refused is kept
     dashboard.session_closed()
 
 
