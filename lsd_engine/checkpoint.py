@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import CheckpointError
+from .errors import CheckpointError, LSDError
 
 FORMAT_VERSION = 1
 
@@ -67,21 +67,39 @@ def save_checkpoint(path: str | os.PathLike, state: CheckpointState) -> None:
 UNREADABLE_NPZ = (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, zlib.error, json.JSONDecodeError)
 
 
-def load_checkpoint(path: str | os.PathLike) -> CheckpointState:
+def read_npz(path: str | os.PathLike, error: type[LSDError], *, not_found: str, kind: str,
+             header: str | None = None, no_header: str = "") -> tuple[Any, dict[str, np.ndarray]]:
+    """The arrays of an .npz data file, read without pickle, and its JSON header when it has one.
+
+    The reader behind checkpoints, distilled drafts and label files. ``header`` names the
+    0-d string array holding a JSON header (None: no header; the first value returned is
+    then None); its decoded value is returned as it is, for the caller to check. Every
+    failure raises ``error`` naming the file: ``"{not_found}: {path}"`` when there is no
+    such file, ``no_header`` (formatted with ``path``) when the header array is missing, and
+    ``"{path} is not a readable {kind} (truncated or not an .npz): ..."`` for a damaged or
+    foreign file (anything in :data:`UNREADABLE_NPZ`, a header that is not JSON included).
+    """
     path = Path(path)
-    if not path.exists():
-        raise CheckpointError(f"checkpoint file not found: {path}")
+    if not path.is_file():
+        raise error(f"{not_found}: {path}")
     try:
         with np.load(path, allow_pickle=False) as data:
-            if "meta" not in data.files:
-                raise CheckpointError(f"{path} is not an LSD checkpoint (it has no 'meta' header)")
-            meta = json.loads(str(data["meta"]))
-            arrays = {k: data[k] for k in data.files if k != "meta"}
-    except CheckpointError:
+            if header is not None and header not in data.files:
+                raise error(no_header.format(path=path))
+            decoded = json.loads(str(data[header])) if header is not None else None
+            arrays = {k: data[k] for k in data.files if k != header}
+    except LSDError:
         raise
     except UNREADABLE_NPZ as exc:
-        raise CheckpointError(f"{path} is not a readable LSD checkpoint (truncated or not an .npz): "
-                              f"{type(exc).__name__}: {exc}") from exc
+        raise error(f"{path} is not a readable {kind} (truncated or not an .npz): "
+                    f"{type(exc).__name__}: {exc}") from None
+    return decoded, arrays
+
+
+def load_checkpoint(path: str | os.PathLike) -> CheckpointState:
+    path = Path(path)
+    meta, arrays = read_npz(path, CheckpointError, not_found="checkpoint file not found", kind="LSD checkpoint",
+                            header="meta", no_header="{path} is not an LSD checkpoint (it has no 'meta' header)")
     if not isinstance(meta, dict):
         raise CheckpointError(f"{path}: the checkpoint header is not a JSON object")
     if meta.get("format_version") != FORMAT_VERSION:

@@ -50,7 +50,7 @@ class ShuffledExecutor(Executor):
             job = self._waiting.pop(self._rng.integers(len(self._waiting)))  # stale (cancelled) jobs too
             job.future.set_result(self.evaluate(job.model, job.positions, role=job.role, first_step=job.first_step))
 
-    def _cancel(self, job):
+    def cancel_job(self, job):
         job.cancelled = True  # like a worker already running it: it may still complete, and must be ignored
 
 

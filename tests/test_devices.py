@@ -87,7 +87,7 @@ def test_explicit_cpu_equals_the_default_and_the_device_travels_in_the_recipe(al
         for got, want in zip(default.evaluate(x), cpu.evaluate(x)):
             np.testing.assert_array_equal(got, want)
     rebuilt = pickle.loads(pickle.dumps(cpu))
-    assert rebuilt.device == torch.device("cpu") and rebuilt._recipe[2]["device"] == "cpu"
+    assert rebuilt.device == torch.device("cpu") and rebuilt.recipe[2]["device"] == "cpu"
     for got, want in zip(rebuilt.evaluate(x), cpu.evaluate(x)):
         np.testing.assert_array_equal(got, want)
 

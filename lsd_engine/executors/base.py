@@ -54,11 +54,11 @@ class Job:
 
     def result(self) -> tuple[np.ndarray, np.ndarray]:
         """Checked (energies (B,) eV, forces (B, N, 3) eV/Å); raises ModelError on a model failure."""
-        return self.executor._job_result(self)
+        return self.executor.job_result(self)
 
     def cancel(self) -> None:
         """The result is no longer wanted (a rejection made it stale)."""
-        self.executor._cancel(self)
+        self.executor.cancel_job(self)
 
 
 def describe_execution(target: ForceModel, executor: "Executor | None" = None) -> dict[str, Any]:
@@ -121,10 +121,12 @@ class Executor:
         if jobs:
             cf.wait([job.future for job in jobs], timeout=timeout, return_when=cf.FIRST_COMPLETED)
 
-    def _job_result(self, job: Job) -> tuple[np.ndarray, np.ndarray]:
+    def job_result(self, job: Job) -> tuple[np.ndarray, np.ndarray]:
+        """The result of one of this executor's jobs (what ``Job.result()`` returns); blocks until it is done."""
         return job.future.result()
 
-    def _cancel(self, job: Job) -> None:
+    def cancel_job(self, job: Job) -> None:
+        """Mark ``job`` as no longer wanted (what ``Job.cancel()`` does); work already running may finish."""
         job.cancelled = True
         job.future.cancel()
 

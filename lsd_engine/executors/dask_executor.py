@@ -358,7 +358,7 @@ class DaskExecutor(Executor):
                     job.first_step, job.worker, job.attempts)
         return self._send(job)
 
-    def _job_result(self, job: Job) -> tuple[np.ndarray, np.ndarray]:
+    def job_result(self, job: Job) -> tuple[np.ndarray, np.ndarray]:
         while True:
             try:
                 out = job.future.result()
@@ -380,7 +380,7 @@ class DaskExecutor(Executor):
                 self._hosts.pop(job.worker, None)
                 self._send(job)
 
-    def _cancel(self, job: Job) -> None:
+    def cancel_job(self, job: Job) -> None:
         job.cancelled = True  # an actor call cannot be recalled; the worker finishes it and we ignore it
 
     # -- workers -----------------------------------------------------------------------------

@@ -138,6 +138,16 @@ class LearnedCorrection:
     def ready(self) -> bool:
         return self._r_ref is not None
 
+    @property
+    def reference_residual(self) -> np.ndarray | None:
+        """The residual (target - draft forces, (N, 3) eV/Å) of the newest label, which the correction is
+        anchored to; None before the first label. A read-only view: copy it to change it."""
+        if self._r_ref is None:
+            return None
+        view = self._r_ref.view()
+        view.flags.writeable = False
+        return view
+
     # -- the DraftCorrection protocol ------------------------------------------------
     def correction(self, positions: np.ndarray) -> np.ndarray:
         x = np.asarray(positions, dtype=float)

@@ -154,22 +154,12 @@ class DistilledModel(BoundModel):
 
 def read_distilled_file(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """The checked (header, arrays) of a distilled draft file; LSDError naming the file and field otherwise."""
-    from ..checkpoint import UNREADABLE_NPZ
+    from ..checkpoint import read_npz
 
     path = Path(path)
-    if not path.is_file():
-        raise LSDError(f"distilled model file not found: {path}")
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            if "header" not in data.files:
-                raise LSDError(f"{path} is not a distilled draft (no header); make one with `lsd distill`")
-            header = json.loads(str(data["header"]))
-            arrays = {k: np.array(data[k]) for k in data.files if k != "header"}
-    except LSDError:
-        raise
-    except UNREADABLE_NPZ as exc:
-        raise LSDError(f"{path} is not a readable distilled draft (truncated or not an .npz): "
-                       f"{type(exc).__name__}: {exc}") from None
+    header, arrays = read_npz(path, LSDError, not_found="distilled model file not found", kind="distilled draft",
+                              header="header",
+                              no_header="{path} is not a distilled draft (no header); make one with `lsd distill`")
     if not isinstance(header, dict) or header.get("format") != FORMAT:
         found = header.get("format") if isinstance(header, dict) else type(header).__name__
         raise LSDError(f"{path} is not a distilled draft (format {found!r})")

@@ -93,7 +93,7 @@ class FirstOrderCorrection(LearnedCorrection):
     def _model(self, positions: np.ndarray) -> np.ndarray | None:
         prior = None
         if self.prior is not None and self.prior.ready:
-            prior = self.prior.correction(positions) - self.prior._r_ref
+            prior = self.prior.correction(positions) - self.prior.reference_residual
         if self._fit is None:
             return prior
         ref, dx, adjacency, alpha = self._fit

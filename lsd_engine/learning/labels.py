@@ -146,17 +146,10 @@ def load_labels(path: str | os.PathLike) -> LabelSet:
     The file is data: read without pickle, each array's shape and dtype checked, so a
     truncated or malformed file raises one :class:`LabelFileError` naming the file.
     """
-    from ..checkpoint import UNREADABLE_NPZ
+    from ..checkpoint import read_npz
 
     path = Path(path)
-    if not path.is_file():
-        raise LabelFileError(f"labels file not found: {path}")
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            arrays = {k: data[k] for k in data.files}
-    except UNREADABLE_NPZ as exc:
-        raise LabelFileError(f"{path} is not a readable label file (truncated or not an .npz): "
-                             f"{type(exc).__name__}: {exc}") from None
+    _, arrays = read_npz(path, LabelFileError, not_found="labels file not found", kind="label file")
     if "positions" not in arrays or "target_forces" not in arrays:
         raise LabelFileError(f"{path}: a label file needs the arrays 'positions' and 'target_forces'")
     positions = arrays["positions"]

@@ -47,6 +47,9 @@ class BoundModel(ForceModel):
     batched: bool = False
     #: The registry entry this model was created from (set by ``create``).
     spec: Any = None
+    #: ``(name, atoms, options)`` that ``create`` rebuilds this model from (set by ``create``; None for
+    #: a model built otherwise, which then cannot be pickled).
+    recipe: tuple[str, Atoms, dict[str, Any]] | None = None
     #: Threads the backend may use during ``evaluate`` (None: leave the process setting alone).
     #: On a shared or small machine 1 thread is often much faster than oversubscribed cores.
     threads: int | None = None
@@ -61,7 +64,6 @@ class BoundModel(ForceModel):
         self.numbers = np.asarray(atoms.numbers, dtype=np.int64).copy()
         self.periodic = bool(np.any(atoms.pbc))
         self.system_info = system_info(atoms)  # atoms.info["lsd_system"] at binding time
-        self._recipe: tuple[str, Atoms, dict[str, Any]] | None = None
 
     def evaluate(self, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         pos = np.asarray(positions, dtype=np.float64)
@@ -89,9 +91,9 @@ class BoundModel(ForceModel):
         raise NotImplementedError
 
     def __reduce__(self):
-        if self._recipe is None:
+        if self.recipe is None:
             raise TypeError(f"{type(self).__name__} {self.name!r} was not made by lsd_engine.models.create "
                             "and cannot be pickled")
         from .registry import rebuild
 
-        return rebuild, self._recipe
+        return rebuild, self.recipe

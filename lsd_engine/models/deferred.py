@@ -73,10 +73,15 @@ class DeferredModel(ForceModel):
             return {"device": "not built here", "requested_device": self.requested_device}
         return model_device(self._built)
 
+    @property
+    def recipe(self) -> tuple[str, Atoms, dict[str, Any]]:
+        """``(name, atoms, options)``: what ``create`` builds, as ``BoundModel.recipe``."""
+        return self.name, self.atoms.copy(), dict(self.options)
+
     def __reduce__(self):
         from .registry import rebuild  # the same reconstructor as a built model's recipe
 
-        return rebuild, (self.name, self.atoms.copy(), dict(self.options))
+        return rebuild, self.recipe
 
 
 def deferred(name: str, atoms: Atoms, **options: Any) -> DeferredModel:

@@ -167,7 +167,7 @@ def create(name: str, atoms: Atoms, **options: Any) -> BoundModel:
     if argument is not None:
         options = {**options, "_argument": argument}
     model = spec.factory(atoms, **options)
-    model._recipe = (name, atoms.copy(), {k: v for k, v in options.items() if k != "_argument"})
+    model.recipe = (name, atoms.copy(), {k: v for k, v in options.items() if k != "_argument"})
     model.spec = spec
     return model
 

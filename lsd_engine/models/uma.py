@@ -43,16 +43,36 @@ def _weights_error(name: str, reason: str) -> LSDError:
                     + HOW_TO_PROVIDE_WEIGHTS.format(name=name))
 
 
-def _cached(name: str, pretrained_mlip: Any) -> bool:
-    """Whether fairchem's Hugging Face cache already holds the checkpoint of a registered name."""
+def _hub_file(name: str, pretrained_mlip: Any) -> tuple[str, str, str | None, str] | None:
+    """Where fairchem fetches the registered model ``name`` from and caches it, as
+    ``(repo_id, filename, revision, cache_dir)``; None when this fairchem release does not say.
+
+    fairchem has no public way to ask without downloading: its public lookups
+    (``pretrained_checkpoint_path_from_name``, ``resolve_checkpoint``) call ``hf_hub_download``.
+    So this reads fairchem's private table ``pretrained_mlip._MODEL_CKPTS`` (fairchem-core 2.x),
+    here only (allowlisted, with this reason, in tests/test_layering.py). If a release renames or
+    reshapes it, None, and the caller lets fairchem resolve the name itself.
+    """
     try:
-        from fairchem.core._config import CACHE_DIR
+        ckpt = pretrained_mlip._MODEL_CKPTS.checkpoints[name]
+        filename = f"{ckpt.subfolder}/{ckpt.filename}" if ckpt.subfolder else ckpt.filename
+        return ckpt.repo_id, filename, ckpt.revision, pretrained_mlip.CACHE_DIR
+    except (AttributeError, KeyError, TypeError):
+        return None
+
+
+def _cached(name: str, pretrained_mlip: Any) -> bool:
+    """Whether fairchem's Hugging Face cache already holds the checkpoint of a registered name
+    (True too when that cannot be told: fairchem then tries, and says what went wrong)."""
+    location = _hub_file(name, pretrained_mlip)
+    if location is None:
+        return True
+    repo_id, filename, revision, cache_dir = location
+    try:
         from huggingface_hub import try_to_load_from_cache
 
-        ckpt = pretrained_mlip._MODEL_CKPTS.checkpoints[name]  # fairchem's registry of names
-        filename = f"{ckpt.subfolder}/{ckpt.filename}" if ckpt.subfolder else ckpt.filename
-        found = try_to_load_from_cache(ckpt.repo_id, filename, cache_dir=CACHE_DIR, revision=ckpt.revision)
-    except Exception:  # an internal layout we do not know: let fairchem try
+        found = try_to_load_from_cache(repo_id, filename, cache_dir=cache_dir, revision=revision)
+    except Exception:  # a cache layout we do not know: let fairchem try
         return True
     return isinstance(found, str) and os.path.isfile(found)
 
