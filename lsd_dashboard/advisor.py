@@ -14,18 +14,12 @@ from typing import Any
 
 import panel as pn
 
-from lsd_engine.draft_choice import DraftRanking, candidate_drafts, suggest_draft
+from lsd_engine.draft_choice import DraftRanking, suggest_draft
 
-from . import choices
+from .choices import offered_candidates
 from .controller import RunController
 
 _BUSY = threading.Lock()  # one calibration at a time on this server
-
-
-def offered_candidates(target: str) -> list[str]:
-    """Drafts the advisor tries: registry drafts the page offers (never one that names a file)."""
-    offered = set(choices.model_choices())
-    return [name for name in candidate_drafts(target) if name in offered]
 
 
 def _fmt(value: float, digits: int = 2, suffix: str = "") -> str:

@@ -210,9 +210,11 @@ class Dashboard(pn.viewable.Viewer):
         unsupported = [f"{k}: {v}" for k, v in support.items() if v]
         if not choices.sampler_supports_mode():
             unsupported.append("async mode: the installed engine has only the synchronous sampler")
-        status = pn.pane.Markdown(pn.bind(lambda s, m, n, r, k: f"**Status: {s}** — {m}  \nLSD steps {n}, "
-                                          f"target MD steps {r}" + (f"  \n{k}" if k else ""),
-                                          p.status, p.message, p.steps_done, p.reference_steps_done, p.speculation),
+        status = pn.pane.Markdown(pn.bind(lambda s, m, n, r, k, d: f"**Status: {s}** — {m}  \nLSD steps {n}, "
+                                          f"target MD steps {r}" + (f"  \n{k}" if k else "")
+                                          + (f"  \n{d}" if d else ""),
+                                          p.status, p.message, p.steps_done, p.reference_steps_done, p.speculation,
+                                          p.chosen_draft),
                                   css_classes=["lsd-status"], sizing_mode="stretch_width")
         problems = pn.pane.Alert(pn.bind(lambda text: text, p.problems), alert_type="danger",
                                  visible=pn.bind(bool, p.problems), sizing_mode="stretch_width",

@@ -18,16 +18,19 @@ from typing import Any
 from ase import Atoms
 
 from lsd_engine import LSDError, SpeculativeSampler, models
+from lsd_engine.draft_choice import AUTO_DRAFT, candidate_drafts
 from lsd_engine.models.options import safe_model_names
 from lsd_engine.models.registry import check_system
-from lsd_engine.runconfig import BUILTIN_SYSTEMS, build_system
+from lsd_engine.runconfig import BUILTIN_SYSTEMS, RunConfig, build_system
 from lsd_engine.systems import system_info
 
 UPLOADED = "uploaded file"
 CUSTOM = "custom (Python)"
-DEFAULT_SYSTEM = "alanine-dipeptide-vacuum"
-DEFAULT_DRAFT = "amber14"
-DEFAULT_TARGET = "ani-1x"
+#: The engine's defaults (``RunConfig``): the page starts from the same measured-best settings as `lsd run`.
+RUN_DEFAULTS = RunConfig()
+DEFAULT_SYSTEM = RUN_DEFAULTS.system
+DEFAULT_DRAFT = RUN_DEFAULTS.draft  # "auto": the draft advisor picks the draft when the run starts
+DEFAULT_TARGET = RUN_DEFAULTS.target
 
 SYSTEM_CHOICES = [*BUILTIN_SYSTEMS, UPLOADED]
 
@@ -69,6 +72,17 @@ PRESETS: dict[str, dict[str, Any]] = {
             "exactness, not speed."),
     },
 }
+
+
+def role_choices(role: str) -> list[str]:
+    """Names a page offers for ``role``: the draft also offers ``auto`` (chosen when the run starts)."""
+    return [AUTO_DRAFT, *model_choices()] if role == "draft" else model_choices()
+
+
+def offered_candidates(target: str) -> list[str]:
+    """Drafts the advisor and ``auto`` try: registry drafts the page offers (never one that names a file)."""
+    offered = set(model_choices())
+    return [name for name in candidate_drafts(target) if name in offered]
 
 
 def model_choices() -> list[str]:

@@ -30,7 +30,8 @@ from ase import Atoms
 
 from lsd_engine import LangevinMD, ModelError, SpeculativeSampler, models
 from lsd_engine.executors import describe_execution
-from lsd_engine.models.devices import DEFAULT_DEVICE, DEVICE_CHOICES, DeviceError, resolve_device
+from lsd_engine.draft_choice import AUTO_DRAFT, suggest_draft
+from lsd_engine.models.devices import DEVICE_CHOICES, DeviceError, resolve_device
 from lsd_engine.learning import CORRECTIONS
 from lsd_engine.reporters import LiveReporter, LiveUpdate, RunControl
 from lsd_engine.results import padded_sum
@@ -59,6 +60,9 @@ CONFIG_PARAMETERS = (
     "block_seconds", "save_stride", "keep_running", "output_dir",
 )
 
+#: Physics and speculation defaults: the engine's (``RunConfig``), the same as `lsd run`'s.
+_RUN = choices.RUN_DEFAULTS
+
 MAX_BLOCK_STEPS = 100_000
 ACTIVE = ("starting", "running", "paused", "stopping")
 
@@ -70,39 +74,41 @@ class RunController(param.Parameterized):
     system = param.Selector(default=choices.DEFAULT_SYSTEM, objects=choices.SYSTEM_CHOICES, check_on_set=False,
                             doc="Built-in system, 'uploaded file' (structure_path) or 'custom (Python)'.")
     structure_path = param.String(default="", doc="PDB / XYZ / ASE-readable file used for 'uploaded file'.")
-    draft = param.Selector(default=choices.DEFAULT_DRAFT, objects=choices.model_choices(), check_on_set=False,
-                           doc="Draft model (registry name).")
+    draft = param.Selector(default=choices.DEFAULT_DRAFT, objects=choices.role_choices("draft"),
+                           check_on_set=False, doc="Draft model (registry name), or 'auto': the fastest offered "
+                                                   "draft for this system and target, chosen when the run starts.")
     target = param.Selector(default=choices.DEFAULT_TARGET, objects=choices.model_choices(), check_on_set=False,
                             doc="Target model (registry name).")
     draft_options = param.String(default="", doc="Draft model options, key=value, comma separated.")
     target_options = param.String(default="", doc="Target model options, e.g. solvent='implicit'.")
-    temperature_K = param.Number(default=300.0, bounds=(1.0, 5000.0), softbounds=(50.0, 2000.0))
-    timestep_fs = param.Number(default=0.5, bounds=(0.01, 10.0), softbounds=(0.1, 4.0))
-    friction_per_ps = param.Number(default=10.0, bounds=(0.01, 1000.0), softbounds=(0.1, 100.0))
-    hydrogen_mass_amu = param.Number(default=None, allow_None=True, bounds=(1.0, 5.0),
+    temperature_K = param.Number(default=_RUN.temperature_K, bounds=(1.0, 5000.0), softbounds=(50.0, 2000.0))
+    timestep_fs = param.Number(default=_RUN.timestep_fs, bounds=(0.01, 10.0), softbounds=(0.1, 4.0))
+    friction_per_ps = param.Number(default=_RUN.friction_per_ps, bounds=(0.01, 1000.0), softbounds=(0.1, 100.0))
+    hydrogen_mass_amu = param.Number(default=_RUN.hydrogen_mass_amu, allow_None=True, bounds=(1.0, 5.0),
                                      doc="Hydrogen mass repartitioning (None: natural masses).")
-    lookahead = param.Integer(default=8, bounds=(1, 64), doc="Drafted steps per round K (the largest K with "
-                                                             "adaptive_lookahead).")
-    error_correction = param.Boolean(default=True, doc="Speculative error correction.")
-    draft_learning = param.Selector(default="none", objects=list(CORRECTIONS),
+    lookahead = param.Integer(default=_RUN.lookahead, bounds=(1, 64),
+                              doc="Drafted steps per round K (the largest K with adaptive_lookahead).")
+    error_correction = param.Boolean(default=_RUN.error_correction, doc="Speculative error correction.")
+    draft_learning = param.Selector(default=_RUN.draft_learning, objects=list(CORRECTIONS),
                                     doc="Learned draft correction refitted on the target forces each round verifies "
                                         "(lsd_engine.learning; 'online' picks bonded for molecules, "
                                         "radial+first-order for periodic systems). Needs error correction.")
-    adaptive_lookahead = param.Boolean(default=False, doc="Choose K per round in [min_lookahead, lookahead] from "
-                                                          "the measured acceptance by depth and model costs.")
-    min_lookahead = param.Integer(default=1, bounds=(1, 64), doc="Smallest K with adaptive_lookahead.")
-    mode = param.Selector(default="sync", objects=["sync", "async"])
-    device = param.Selector(default=DEFAULT_DEVICE, objects=list(DEVICE_CHOICES),
+    adaptive_lookahead = param.Boolean(default=_RUN.adaptive_lookahead,
+                                       doc="Choose K per round in [min_lookahead, lookahead] from the measured "
+                                           "acceptance by depth and model costs.")
+    min_lookahead = param.Integer(default=_RUN.min_lookahead, bounds=(1, 64), doc="Smallest K with adaptive_lookahead.")
+    mode = param.Selector(default=_RUN.mode, objects=["sync", "async"])
+    device = param.Selector(default=_RUN.device, objects=list(DEVICE_CHOICES),
                             doc="Where torch-backed models compute ('auto': CUDA when torch sees a GPU, else the "
                                 "CPU); a GPU that cannot be used is an error, never a silent CPU run.")
     executor = param.Selector(default=choices.IN_PROCESS, objects=choices.EXECUTOR_CHOICES)
-    n_workers = param.Integer(default=2, bounds=(1, 1024), doc="Workers of a local dask cluster (at most the "
-                                                               "server's max_workers).")
+    n_workers = param.Integer(default=_RUN.workers, bounds=(1, 1024),
+                              doc="Workers of a local dask cluster (at most the server's max_workers).")
     scheduler_address = param.String(default="", doc="Address of a running dask scheduler (one of the server's "
                                                      "scheduler_addresses).")
     n_steps = param.Integer(default=5000, bounds=(1, None), doc="LSD trajectory steps to run (at most the "
                                                                 "server's max_steps).")
-    seed = param.Integer(default=0, bounds=(0, 2**53 - 1))  # a widget value JavaScript holds exactly
+    seed = param.Integer(default=_RUN.seed, bounds=(0, 2**53 - 1))  # a widget value JavaScript holds exactly
     reference = param.Boolean(default=True, doc="Run plain target MD alongside (measured speedup, "
                                                 "reference Ramachandran plot).")
     draft_reference = param.Boolean(default=True, doc="Run plain draft MD alongside too: what the draft alone "
@@ -126,6 +132,7 @@ class RunController(param.Parameterized):
     problems = param.String(default="", doc="Why the current choices cannot run (empty when they can).")
     notes = param.String(default="", doc="Advice about the current choices.")
     speculation = param.String(default="", doc="Current K and what the draft correction is doing (per block).")
+    chosen_draft = param.String(default="", doc="Which draft 'auto' chose for the current run, and why.")
     steps_done = param.Integer(default=0)
     reference_steps_done = param.Integer(default=0)
 
@@ -219,10 +226,9 @@ class RunController(param.Parameterized):
         problems.extend(settings_problems(self.config(), self.policy, custom=set(self._custom),
                                           n_atoms=None if atoms is None else len(atoms),
                                           uploaded=bool(self.structure_path)))
-        offered = choices.model_choices()
         for role in ("draft", "target"):
             name = getattr(self, role)
-            if atoms is None or name not in offered:
+            if atoms is None or name not in choices.model_choices():  # auto and custom have nothing to check
                 continue  # custom objects need no check; names not offered are refused above
             try:
                 options = self._model_options(role)
@@ -231,7 +237,10 @@ class RunController(param.Parameterized):
             problem = choices.model_problem(name, atoms, options)
             if problem:
                 problems.append(f"{role.capitalize()} {name}: {problem}")
-        if atoms is not None and choices.CUSTOM not in (self.draft, self.target):
+        if self.draft == AUTO_DRAFT:
+            notes.append("Draft auto: the offered drafts are calibrated briefly for this system and target when "
+                         "the run starts (a few seconds) and the fastest is used; 'Compare drafts' shows the ranking.")
+        elif atoms is not None and choices.CUSTOM not in (self.draft, self.target):
             identical = (self.draft, self.draft_options.strip()) == (self.target, self.target_options.strip())
             notes.extend(choices.pair_notes(self.draft, self.target, identical))
         if atoms is not None and not system_info(atoms).get("phi_indices"):
@@ -287,6 +296,7 @@ class RunController(param.Parameterized):
         self.started_at = time.strftime("%Y%m%d-%H%M%S")
         self.data = RunData(config=self.config())
         self.param.update(status="starting", error="", steps_done=0, reference_steps_done=0, speculation="",
+                          chosen_draft="",
                           message="Building the system and models…")
         self._thread = threading.Thread(target=self._work, args=(self.config(),), name="lsd-dashboard-run",
                                         daemon=True)
@@ -374,12 +384,34 @@ class RunController(param.Parameterized):
         return models.create(cfg[role], atoms, **options)
 
     def _models(self, atoms: Atoms, cfg: dict[str, Any]) -> tuple[Any, Any]:
-        built = []
-        for role in ("draft", "target"):
+        """(draft, target); a draft ``auto`` is chosen here, after the target is built."""
+        built = {}
+        for role in ("target", "draft"):
+            if cfg[role] == AUTO_DRAFT:
+                built[role] = self._auto_draft(atoms, built["target"], cfg)
+                continue
             if cfg[role] != choices.CUSTOM:
                 self.param.update(message=f"Loading the {role} model {cfg[role]}…")
-            built.append(self.build_model(role, atoms, cfg))
-        return built[0], built[1]
+            built[role] = self.build_model(role, atoms, cfg)
+        return built["draft"], built["target"]
+
+    def _auto_draft(self, atoms: Atoms, target: Any, cfg: dict[str, Any]) -> Any:
+        """The offered draft the advisor predicts fastest for ``target`` (recorded in ``data.auto_draft``)."""
+        self.param.update(message="Draft auto: calibrating the offered drafts for this target…")
+        timed = target
+        if isinstance(target, models.DeferredModel):  # the dask workers build theirs; calibrate on a local copy
+            timed = self.build_model("target", atoms, {**cfg, "executor": choices.IN_PROCESS})
+        config = self.run_config(cfg)
+        ranking = suggest_draft(atoms, timed, config.params(), lookahead=cfg["lookahead"],
+                                adaptive_lookahead=cfg["adaptive_lookahead"],
+                                candidates=choices.offered_candidates(cfg["target"]), seed=cfg["seed"], log=None)
+        self.data.auto_draft = ranking.to_dict()
+        best = next(c for c in ranking.candidates if c.name == ranking.winner)
+        self.chosen_draft = (f"Draft auto chose **{ranking.winner}** (predicted {best.predicted_speedup:.2f}× in "
+                             f"{ranking.seconds:.1f} s of calibration; "
+                             + ", ".join(f"{c.name} {c.predicted_speedup:.2f}×" for c in ranking.candidates
+                                         if c.skipped is None and c.name != ranking.winner) + ").")
+        return self.build_model("draft", atoms, {**cfg, "draft": ranking.winner})
 
     def _work(self, cfg: dict[str, Any]) -> None:
         close_executor = None

@@ -255,6 +255,7 @@ class RunData:
         self.lookahead_now: int | None = None
         self.learning: dict[str, Any] = {}  # draft_learning_state of the sampler's correction
         self.execution: dict[str, Any] = {}  # where the target runs (lsd_engine.executors.describe_execution)
+        self.auto_draft: dict[str, Any] | None = None  # the ranking behind a draft 'auto' (DraftRanking.to_dict)
         self.version = 0
 
     @property
@@ -418,6 +419,7 @@ class RunData:
                 "ramachandran_js_divergence_bits": self.js_divergence(),
                 "draft_md": self.draft.stats.to_dict() if self.draft.n_steps else None,
                 "execution": self.execution,
+                "auto_draft": self.auto_draft,
                 "throughput_ns_per_day": self.ns_per_day(),
                 "comparison": self.comparison.reports() if self.comparison is not None else [],
                 "converged": self.comparison.converged() if self.comparison is not None else None,

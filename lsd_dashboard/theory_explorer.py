@@ -22,6 +22,8 @@ import param
 from lsd_engine import theory
 from lsd_engine.coupling import acceptance_probability
 
+from .choices import RUN_DEFAULTS
+
 #: x-axis choice -> (parameter name, sweep, logarithmic axis)
 SWEEPS: dict[str, tuple[str, np.ndarray, bool]] = {
     "atoms N": ("n_atoms", np.unique(np.geomspace(1, 20000, 120).round()), True),
@@ -39,19 +41,19 @@ class TheoryExplorer(param.Parameterized):
 
     x_axis = param.Selector(default="force error (eV/Å)", objects=list(SWEEPS), label="x axis")
     n_atoms = param.Integer(default=22, bounds=(1, 1_000_000), softbounds=(1, 1000), label="atoms N")
-    temperature_K = param.Number(default=300.0, bounds=(1.0, 5000.0), softbounds=(50.0, 2000.0),
-                                 label="temperature (K)")
-    timestep_fs = param.Number(default=0.5, bounds=(0.01, 10.0), softbounds=(0.1, 4.0), step=0.1,
-                               label="timestep (fs)")
-    friction_per_ps = param.Number(default=10.0, bounds=(0.01, 10000.0), softbounds=(0.1, 100.0),
-                                   label="friction γ (1/ps)")
+    temperature_K = param.Number(default=RUN_DEFAULTS.temperature_K, bounds=(1.0, 5000.0),
+                                 softbounds=(50.0, 2000.0), label="temperature (K)")
+    timestep_fs = param.Number(default=RUN_DEFAULTS.timestep_fs, bounds=(0.01, 10.0), softbounds=(0.1, 4.0),
+                               step=0.1, label="timestep (fs)")
+    friction_per_ps = param.Number(default=RUN_DEFAULTS.friction_per_ps, bounds=(0.01, 10000.0),
+                                   softbounds=(0.1, 100.0), label="friction γ (1/ps)")
     force_error_eV_per_A = param.Number(default=0.1, bounds=(0.0, 10.0), softbounds=(0.0, 1.0), step=0.01,
                                         label="force error σ (eV/Å)",
                                         doc="RMS draft force error per component (after EC: the residual).")
     mean_mass_amu = param.Number(default=1.74, bounds=(0.1, 500.0), softbounds=(1.0, 40.0),
                                  label="mean mass m̄ (amu)",
                                  doc="Harmonic mean of the atomic masses (alanine dipeptide: 1.74 amu).")
-    lookahead = param.Integer(default=8, bounds=(1, 64), label="lookahead K")
+    lookahead = param.Integer(default=RUN_DEFAULTS.lookahead, bounds=(1, 64), label="lookahead K")
     n_workers = param.Integer(default=4, bounds=(1, 1024), softbounds=(1, 64), label="target workers",
                               doc="Target workers for asynchronous streaming.")
     draft_ms = param.Number(default=0.05, bounds=(0.0, 1e5), softbounds=(0.0, 5.0), step=0.01,

@@ -50,13 +50,16 @@ def settings_problems(cfg: Mapping[str, Any], policy: ServerPolicy, *, custom: s
         problems.append(f"System: {str(system)[:60]!r} is not one of the offered systems")
     if n_atoms is not None and n_atoms > policy.max_atoms and "atoms" not in custom:
         problems.append(f"System: {n_atoms} atoms; this server allows at most {policy.max_atoms} (max_atoms)")
-    offered = choices.model_choices()
     for role in ("draft", "target"):
-        name = cfg[role]
+        name, offered = cfg[role], choices.role_choices(role)
         text = str(cfg[f"{role}_options"] or "")
         if name == choices.CUSTOM:
             if role not in custom:
                 problems.append(f"{role.capitalize()}: 'custom (Python)' needs controller.use({role}=...)")
+            continue
+        if name == choices.AUTO_DRAFT and role == "draft":
+            if text.strip():
+                problems.append("Draft options: the automatic draft takes none; choose a named draft to set them")
             continue
         if name not in offered:
             problems.append(f"{role.capitalize()}: {str(name)[:60]!r} is not one of the offered models "

@@ -181,6 +181,13 @@ class AdaptiveLookahead:
                 ratio = float(target_seconds) / self.target_s[b - 1]
                 self.target_s *= (1 - s) + s * ratio
 
+    def costs(self) -> dict[str, Any]:
+        """The current costs as JSON-able numbers, in the form ``RunConfig.adaptive_costs`` takes:
+        {"draft_step_s": s, "target_batch_s": {"1": s, ..., "k_max+1": s}, "overhead_s": s}."""
+        return {"draft_step_s": float(self.draft_step_s),
+                "target_batch_s": {str(b): float(s) for b, s in enumerate(self.target_s, start=1)},
+                "overhead_s": float(self.overhead_s)}
+
     # -- checkpoints -------------------------------------------------------------------------
     def state(self) -> dict[str, np.ndarray]:
         return {"verified": self.verified.copy(), "accepted": self.accepted.copy(),

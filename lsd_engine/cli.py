@@ -16,41 +16,51 @@ from .errors import LSDError
 from .learning import CORRECTIONS
 from .runconfig import BUILTIN_SYSTEMS, ConfigError, RunConfig, checked_mapping, read_config_file
 
+#: The defaults every flag falls back to (flags are None when not given, so a --config file can set them).
+DEFAULTS = RunConfig()
+
 
 def _add_run_options(parser: argparse.ArgumentParser) -> None:
     """Flags shared by `run` and `bench`; None means "not given" so a config file can fill it."""
     add = parser.add_argument
     add("--config", help="TOML or YAML file with any of the settings below (flags override it)")
-    add("--system", help=f"built-in system ({', '.join(BUILTIN_SYSTEMS)}) or a structure file path")
+    add("--system", help=f"built-in system ({', '.join(BUILTIN_SYSTEMS)}) or a structure file path "
+                         f"(default {DEFAULTS.system})")
     add("--draft", help="draft model name (see `lsd models`), or 'auto' (the default): rank the installed drafts "
                         "that fit the system for the target by a short calibration (printed as a table), use the best")
-    add("--target", help="target model name")
-    add("--timestep-fs", type=float)
-    add("--temperature-K", type=float, dest="temperature_K")
-    add("--friction-per-ps", type=float)
-    add("--lookahead", type=int, help="drafted steps per round K")
+    add("--target", help=f"target model name (default {DEFAULTS.target})")
+    add("--timestep-fs", type=float, help=f"default {DEFAULTS.timestep_fs}")
+    add("--temperature-K", type=float, dest="temperature_K", help=f"default {DEFAULTS.temperature_K}")
+    add("--friction-per-ps", type=float, help=f"default {DEFAULTS.friction_per_ps}")
+    add("--lookahead", type=int, help=f"drafted steps per round K, the largest K with adaptive lookahead "
+                                      f"(default {DEFAULTS.lookahead})")
     add("--error-correction", dest="error_correction", action="store_const", const=True,
         help="speculative error correction (default on)")
-    add("--no-error-correction", dest="error_correction", action="store_const", const=False)
+    add("--no-error-correction", dest="error_correction", action="store_const", const=False,
+        help="plain speculation without EC (also turns the default draft learning off)")
     add("--draft-learning", choices=CORRECTIONS,
-        help="learn the draft's error from the target labels of each round (needs error correction): 'online' "
-             "picks the measured best for the system (bonded force-field refit for molecules, radial+first-order "
-             "for periodic solids); 'none' (default) is the constant correction")
+        help="learn the draft's error from the target labels of each round (needs error correction; default "
+             f"{DEFAULTS.draft_learning}): 'online' picks the measured best for the system (bonded force-field "
+             "refit for molecules, radial+first-order for periodic solids); 'none' is the seed paper's constant "
+             "correction; learning falls back to it until the model beats it")
     add("--adaptive-lookahead", dest="adaptive_lookahead", action="store_const", const=True,
         help="choose K each round in [--min-lookahead, --lookahead] from the acceptance by depth and model "
-             "costs measured once at the start (reproducible from the seed)")
-    add("--min-lookahead", type=int, help="smallest K with --adaptive-lookahead (default 1)")
+             f"costs measured once at the start and recorded in config.json (default "
+             f"{'on' if DEFAULTS.adaptive_lookahead else 'off'})")
+    add("--no-adaptive-lookahead", dest="adaptive_lookahead", action="store_const", const=False,
+        help="use K = --lookahead in every round")
+    add("--min-lookahead", type=int, help=f"smallest K with adaptive lookahead (default {DEFAULTS.min_lookahead})")
     add("--hydrogen-mass-amu", type=float,
         help="hydrogen mass repartitioning: H mass in amu taken from bonded heavy atoms (e.g. 3); "
              "changes dynamics, not the configurational distribution")
     add("--executor", choices=["local", "dask"])
     add("--device", help="where a torch target computes: auto (default: CUDA when available, else CPU), cpu, cuda "
                          "or cuda:N; a GPU that cannot be used is an error (check with `lsd models --devices`)")
-    add("--workers", type=int, help="local dask workers (with --executor dask)")
+    add("--workers", type=int, help=f"local dask workers (with --executor dask; default {DEFAULTS.workers})")
     add("--scheduler-address", help="connect to a running dask scheduler, e.g. tcp://host:8786")
     add("--mode", choices=["sync", "async"])
-    add("--steps", type=int)
-    add("--seed", type=int)
+    add("--steps", type=int, help=f"default {DEFAULTS.steps}")
+    add("--seed", type=int, help=f"default {DEFAULTS.seed}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -60,7 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run LSD and write trajectory, checkpoint and summary")
     _add_run_options(run)
-    run.add_argument("--output", help="output folder (default lsd-run)")
+    run.add_argument("--output", help=f"output folder (default {DEFAULTS.output})")
     run.add_argument("--stride", type=int, help="keep every n-th step in the trajectory")
     run.add_argument("--checkpoint-every", type=int, default=1000, help="steps between checkpoints")
     run.add_argument("--format", choices=TRAJECTORY_FORMATS, default=None,
@@ -89,9 +99,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     th = sub.add_parser("theory", help="acceptance and speedup curves from physical parameters")
     th.add_argument("--n-atoms", type=int, default=22)
-    th.add_argument("--temperature-K", type=float, default=300.0, dest="temperature_K")
-    th.add_argument("--timestep-fs", type=float, default=0.5)
-    th.add_argument("--friction-per-ps", type=float, default=10.0)
+    th.add_argument("--temperature-K", type=float, default=DEFAULTS.temperature_K, dest="temperature_K")
+    th.add_argument("--timestep-fs", type=float, default=DEFAULTS.timestep_fs)
+    th.add_argument("--friction-per-ps", type=float, default=DEFAULTS.friction_per_ps)
     th.add_argument("--force-error-eV-per-A", type=float, default=0.1, dest="force_error",
                     help="RMS per-component draft force error")
     th.add_argument("--mean-mass-amu", type=float, default=6.9, help="harmonic-mean atomic mass")
@@ -266,6 +276,13 @@ def command_run(args: argparse.Namespace) -> int:
             sampler.load_checkpoint(checkpoint)
             print(f"resuming at step {sampler.step} from {checkpoint}")
         config.seed = sampler.seed  # the seed actually used (a checkpoint restores its own)
+        policy = sampler.lookahead_policy
+        if policy is not None and config.adaptive_costs is None:  # config.json then repeats the run exactly
+            config.adaptive_costs = policy.costs()
+            table = config.adaptive_costs["target_batch_s"]
+            batches = ", ".join(f"B={b}: {1e3 * table[str(b)]:.2f} ms" for b in sorted({1, 2, len(table)}))
+            print(f"adaptive K costs: draft {1e3 * config.adaptive_costs['draft_step_s']:.3f} ms/step, target "
+                  f"{batches} (recorded in config.json: the same config and seed give the same trajectory)")
         remaining = config.steps - sampler.step
         if remaining <= 0:
             print(f"nothing to do: the run is already at step {sampler.step} of {config.steps}")

@@ -130,7 +130,8 @@ def suggest_draft(atoms: Atoms, target: ForceModel, params: LangevinParams, *, l
 
     candidates: registry names (default :func:`candidate_drafts` of the target's name);
     draft_options: {name: options for ``models.create``}. ``log`` gets the table (None: silent).
-    Cost: one target timing, then per candidate a ``n_calibration_steps`` draft-only run and
+    A draft whose call costs as much as the target's is skipped after one timed call (its speedup
+    cannot exceed 1). Cost: one target timing, then per candidate a ``n_calibration_steps`` draft-only run and
     about ``n_target_states`` target evaluations in batches of lookahead + 1, fewer when all candidates
     together would spend more than ``target_budget_s`` in the target (at least one batch each).
     """
@@ -153,6 +154,13 @@ def suggest_draft(atoms: Atoms, target: ForceModel, params: LangevinParams, *, l
             results.append(DraftCandidate(name, skipped=why))
             continue
         try:
+            first_s = timing.model_seconds_per_call(draft, x0, repeats=1)
+            if first_s >= target_costs[1]:  # K T_d + T_t(K+1) >= (K+1) T_t(1) >= E_K T_t(1): no speedup possible
+                results.append(DraftCandidate(
+                    name, draft_step_ms=1e3 * first_s, calibration_s=time.perf_counter() - t0,
+                    skipped=f"a call costs {1e3 * first_s:.3g} ms, no less than the target's "
+                            f"{1e3 * target_costs[1]:.3g} ms: it cannot speed the target up"))
+                continue
             draft_s = timing.model_seconds_per_call(draft, x0, repeats=7 * TIMING_REPEATS)
             prediction = theory.predict(atoms, draft, target, params, lookahead=lookahead,
                                         n_calibration_steps=n_calibration_steps, n_target_samples=n_states,

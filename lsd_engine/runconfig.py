@@ -19,6 +19,7 @@ from typing import Any
 from ase import Atoms
 
 from .errors import LSDError
+from .models.devices import DEFAULT_DEVICE
 from .params import LangevinParams
 
 
@@ -50,12 +51,17 @@ class RunConfig:
     friction_per_ps: float = 10.0
     lookahead: int = 8  # K; with adaptive_lookahead, the largest K a round may use
     error_correction: bool = True
-    draft_learning: str = "none"  # none | constant | online | first-order | bonded | radial | ... (see learning)
-    adaptive_lookahead: bool = False  # choose K per round in [min_lookahead, lookahead] (docs/theory.md §7)
+    # Learned draft correction: online (the measured best per system) | none (constant EC) | constant | bonded |
+    # radial | first-order | ... (see learning). Needs EC: with error_correction off, "online" means none.
+    draft_learning: str = "online"
+    adaptive_lookahead: bool = True  # choose K per round in [min_lookahead, lookahead] (docs/theory.md §7)
     min_lookahead: int = 1
+    # Costs adaptive K decides with (ADAPTIVE_COST_KEYS; None: measured once at the start). A run's config.json
+    # records the costs it used, so the same config and seed give the same trajectory.
+    adaptive_costs: dict[str, Any] | None = None
     hydrogen_mass_amu: float | None = None  # None: natural masses; e.g. 3.0 for HMR
     executor: str = "local"  # local | dask
-    device: str = "auto"  # where a torch target computes: auto (CUDA when available) | cpu | cuda | cuda:N
+    device: str = DEFAULT_DEVICE  # where a torch target computes: auto (CUDA when available) | cpu | cuda | cuda:N
     workers: int = 2
     scheduler_address: str | None = None
     mode: str = "sync"  # sync | async
@@ -78,6 +84,10 @@ class RunConfig:
         from .learning import CORRECTIONS
 
         self.draft_learning = str(self.draft_learning).lower()
+        if self.draft_learning == "online" and not self.error_correction:
+            self.draft_learning = "none"  # the default learns EC's correction: nothing to learn without EC
+        if self.adaptive_costs is not None:
+            self.adaptive_costs = checked_adaptive_costs(self.adaptive_costs)
         if self.draft_learning not in CORRECTIONS:
             raise ConfigError(f"unknown draft_learning {self.draft_learning!r}; choose one of {', '.join(CORRECTIONS)}")
         if self.draft_learning not in ("none", "constant") and not self.error_correction:
@@ -122,6 +132,38 @@ class RunConfig:
         return cls(**normalised)
 
 
+#: Keys of ``RunConfig.adaptive_costs`` (seconds): per draft step (with the learned correction's cost),
+#: per target call on B states ({"1": s, "2": s, ...}; other B interpolated), per round.
+ADAPTIVE_COST_KEYS = ("draft_step_s", "target_batch_s", "overhead_s")
+
+
+def checked_adaptive_costs(costs: dict[str, Any]) -> dict[str, Any]:
+    """``costs`` as adaptive K uses them (``ADAPTIVE_COST_KEYS``), or a ConfigError naming the bad entry."""
+    def seconds(name: str, value: Any, positive: bool) -> float:
+        ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+        if not ok or value < 0 or (positive and value == 0):
+            raise ConfigError(f"adaptive_costs {name} must be a {'positive' if positive else 'non-negative'} "
+                              f"number of seconds, got {value!r}")
+        return float(value)
+
+    unknown = sorted(set(costs) - set(ADAPTIVE_COST_KEYS))
+    if unknown or "draft_step_s" not in costs or "target_batch_s" not in costs:
+        raise ConfigError(f"adaptive_costs needs draft_step_s and target_batch_s (optional overhead_s), got keys "
+                          f"{', '.join(sorted(map(str, costs))) or 'none'}")
+    table = costs["target_batch_s"]
+    if not isinstance(table, dict) or not table:
+        raise ConfigError("adaptive_costs target_batch_s must be a table {batch size: seconds}, e.g. "
+                          "{\"1\": 0.05, \"9\": 0.12}")
+    batches: dict[str, float] = {}
+    for size, value in table.items():
+        if not str(size).isdigit() or int(size) < 1:
+            raise ConfigError(f"adaptive_costs target_batch_s: batch sizes must be positive integers, got {size!r}")
+        batches[str(int(size))] = seconds(f"target_batch_s[{size}]", value, positive=True)
+    return {"draft_step_s": seconds("draft_step_s", costs["draft_step_s"], positive=False),
+            "target_batch_s": dict(sorted(batches.items(), key=lambda item: int(item[0]))),
+            "overhead_s": seconds("overhead_s", costs.get("overhead_s", 0.0), positive=False)}
+
+
 def checked_type(key: str, value: Any, annotation: Any) -> Any:
     """``value`` as the type ``annotation`` names (int, float, bool, str, dict, or one of them | None).
 
@@ -163,7 +205,7 @@ def checked_type(key: str, value: Any, annotation: Any) -> Any:
 
 
 def read_config_file(path: str | os.PathLike) -> dict[str, Any]:
-    """Read a TOML (.toml) or YAML (.yaml/.yml) run configuration into a dict."""
+    """Read a TOML (.toml), YAML (.yaml/.yml) or JSON (.json, e.g. a run's config.json) configuration."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"configuration file not found: {path}")
@@ -176,6 +218,10 @@ def read_config_file(path: str | os.PathLike) -> dict[str, Any]:
             import tomllib
 
             data = tomllib.loads(text)
+        elif path.suffix.lower() == ".json":  # what `lsd run` writes as OUTPUT/config.json
+            import json
+
+            data = json.loads(text)
         elif path.suffix.lower() in (".yaml", ".yml"):
             try:
                 import yaml
@@ -183,7 +229,7 @@ def read_config_file(path: str | os.PathLike) -> dict[str, Any]:
                 raise ConfigError("YAML configuration needs PyYAML: pip install pyyaml") from None
             data = yaml.safe_load(text) or {}
         else:
-            raise ConfigError(f"{path}: configuration files must be .toml, .yaml or .yml")
+            raise ConfigError(f"{path}: configuration files must be .toml, .yaml, .yml or .json")
     except ConfigError:
         raise
     except Exception as exc:  # parser errors carry line numbers
@@ -297,14 +343,22 @@ def build_draft_correction(config: RunConfig, atoms: Atoms):
 
 
 def build_lookahead_policy(config: RunConfig, atoms: Atoms, draft, target, correction=None):
-    """An ``AdaptiveLookahead`` for K in [min_lookahead, lookahead] with costs measured once now
-    (draft call + the correction's call per drafted step, target batches 1, 2, K_max+1), or None
-    when the lookahead is fixed. Fixed costs keep the trajectory reproducible from the seed."""
+    """An ``AdaptiveLookahead`` for K in [min_lookahead, lookahead], or None when the lookahead is fixed.
+
+    Its costs are ``config.adaptive_costs`` when given, else measured once now (draft call + the
+    correction's call per drafted step, target batches 1, 2, K_max+1). Fixed costs make K a function
+    of the accept/reject history, so the trajectory is one of the seed and these costs
+    (``policy.costs()`` gives them back in the ``adaptive_costs`` form)."""
     if not config.adaptive_lookahead:
         return None
     from .adaptive import AdaptiveLookahead
     from .timing import correction_seconds_per_call
 
+    if config.adaptive_costs is not None:
+        costs = config.adaptive_costs
+        return AdaptiveLookahead(config.min_lookahead, config.lookahead, {
+            "draft_step_s": costs["draft_step_s"], "overhead_s": costs["overhead_s"],
+            "target_batch_s": {int(size): s for size, s in costs["target_batch_s"].items()}})
     extra = 0.0
     if correction is not None:  # timed on a copy that has seen one label, as it is during a run
         import copy

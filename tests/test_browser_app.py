@@ -37,8 +37,10 @@ if not (Path(CHROMIUM).exists() or shutil.which(CHROMIUM)):
 
 # A fast draft/target pair for the live-run test: ff14SB in vacuum drafting ff14SB with GBn2 implicit
 # solvent (both OpenMM, well under a millisecond per call), so the test sees many blocks in seconds.
-FAST_PAIR = {"target": "amber14", "target_options": "solvent='implicit'", "n_steps": "200000",
-             "block_seconds": "1.0", "draft_reference": "0"}  # the draft MD panel: the teaching-preset test
+# A cheap pair run by the plain sampler (fixed K, constant EC) to test streaming; the draft MD panel is the
+# teaching-preset test's, learning and adaptive K the learning test's.
+FAST_PAIR = {"draft": "amber14", "target": "amber14", "target_options": "solvent='implicit'", "n_steps": "200000",
+             "block_seconds": "1.0", "draft_reference": "0", "draft_learning": "none", "adaptive_lookahead": "0"}
 
 
 def _free_port() -> int:
@@ -172,19 +174,22 @@ def _select_value(page, css: str) -> str:
     return page.locator(f"{css} select").first.input_value()
 
 
-def test_default_page_loads_offline_with_the_readme_defaults_and_runs(server, browser):
+def test_default_page_loads_offline_with_the_engines_defaults_and_runs(server, browser):
     watch = PageWatch(browser)
     page = watch.page
     page.goto(server)
     page.locator(".lsd-start button").first.wait_for(timeout=60_000)
     assert _select_value(page, ".lsd-system") == "alanine-dipeptide-vacuum"
-    assert _select_value(page, ".lsd-draft") == "amber14"
+    assert _select_value(page, ".lsd-draft") == "auto"
     assert _select_value(page, ".lsd-target") == "ani-1x"
+    assert _select_value(page, ".lsd-draft-learning") == "online"
+    assert page.locator(".lsd-adaptive input").first.is_checked()
     page.screenshot(path=str(ARTIFACTS / "dashboard-default.png"), full_page=True)
     watch.mark("default page ready")
-    # Press start with the defaults (amber14 -> ANI-1x): the first blocks must arrive within a minute.
+    # Press start with the defaults (auto draft -> ANI-1x): the first blocks must arrive within 90 s.
     page.locator(".lsd-start button").first.click()
     watch.wait_number("steps", lambda t: _value(t) > 0, timeout_s=90)
+    page.locator(".lsd-status").filter(has_text="Draft auto chose").first.wait_for(timeout=30_000)
     watch.wait_number("acceptance", lambda t: 0 <= _value(t) <= 1, timeout_s=30)
     watch.wait_number("ref-steps", lambda t: _value(t) > 0, timeout_s=30)
     watch.mark("default run streaming")

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from ase.io import read
 
@@ -131,3 +132,41 @@ def test_bench_with_learning_reports_the_constant_ec_baseline(tmp_path):
     # the baseline: constant EC under the same K policy, so the gain is that of learning alone
     assert data["constant_ec"]["draft_learning"] == "none" and data["constant_ec"]["adaptive_lookahead"]
     assert "constant EC" in done.stdout
+
+
+def test_default_run_is_repeated_exactly_from_its_config_json(tmp_path):
+    """The defaults learn the draft online and adapt K with costs measured at the start; config.json
+    records those costs, so `lsd run --config OUTPUT/config.json` gives the same trajectory."""
+    pair = ["--system", "alanine-dipeptide-vacuum", "--draft", "amber14", "--target", "ani-1x"]
+    first = lsd("run", *pair, "--steps", "30", "--output", str(tmp_path / "a"))
+    assert first.returncode == 0, first.stderr
+    assert "adaptive K costs" in first.stdout
+    saved = json.loads((tmp_path / "a" / "config.json").read_text())
+    assert saved["draft_learning"] == "online" and saved["adaptive_lookahead"] is True
+    assert set(saved["adaptive_costs"]) == {"draft_step_s", "target_batch_s", "overhead_s"}
+    again = lsd("run", "--config", str(tmp_path / "a" / "config.json"), "--output", str(tmp_path / "b"))
+    assert again.returncode == 0, again.stderr
+    assert "adaptive K costs" not in again.stdout  # given, not measured
+    a, b = (read(tmp_path / name / "trajectory.traj", index=":") for name in ("a", "b"))
+    assert len(a) == len(b) == 31
+    assert all(np.array_equal(x.positions, y.positions) for x, y in zip(a, b))
+    summary = json.loads((tmp_path / "a" / "summary.json").read_text())
+    assert summary["options"]["draft_correction"] == "bonded" and summary["options"]["adaptive_lookahead"]
+
+
+def test_each_default_can_be_turned_off(tmp_path):
+    out = tmp_path / "plain"
+    done = lsd("run", *FAST_PAIR, "--no-adaptive-lookahead", "--no-error-correction", "--lookahead", "3",
+               "--steps", "8", "--output", str(out))
+    assert done.returncode == 0, done.stderr
+    saved = json.loads((out / "config.json").read_text())
+    assert saved["adaptive_lookahead"] is False and saved["draft_learning"] == "none"
+    assert saved["adaptive_costs"] is None
+    bad = lsd("run", "--config", str(_write(tmp_path / "c.toml", "[adaptive_costs]\ndraft_step_s = 0.001\n"
+                                           "target_batch_s = { 1 = -2.0 }\n")), "--output", str(tmp_path / "x"))
+    assert bad.returncode == 2 and "target_batch_s[1]" in bad.stderr
+
+
+def _write(path, text):
+    path.write_text(text)
+    return path

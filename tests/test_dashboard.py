@@ -21,6 +21,7 @@ from lsd_dashboard import choices
 from lsd_dashboard.controller import DRAFT_SEED_OFFSET, REFERENCE_SEED_OFFSET, RunController
 from lsd_dashboard.runs import RUNS
 from lsd_engine import FunctionModel, LangevinMD, LangevinParams, SpeculativeSampler, StepKind
+from lsd_engine.runconfig import RunConfig
 from lsd_engine.toys import harmonic_bonds, morse_cluster
 
 
@@ -44,7 +45,9 @@ def _slow(fn, seconds=0.003):
 
 
 def _toy_controller(**params) -> RunController:
-    settings = dict(n_steps=200, lookahead=4, block_seconds=0.002, save_stride=1, seed=3)
+    # the plain sampler (fixed K, constant EC), so runs can be compared with SpeculativeSampler's
+    settings = dict(n_steps=200, lookahead=4, block_seconds=0.002, save_stride=1, seed=3, draft_learning="none",
+                    adaptive_lookahead=False)
     settings.update(params)
     return RunController(**settings).use(atoms=_cluster(), draft=_draft(), target=_target())
 
@@ -60,11 +63,17 @@ def _wait_for(predicate, timeout=30.0):
 
 # -- controller ---------------------------------------------------------------------------
 
-def test_defaults_are_the_readme_run():
-    c = RunController()
-    assert (c.system, c.draft, c.target) == ("alanine-dipeptide-vacuum", "amber14", "ani-1x")
-    assert (c.timestep_fs, c.temperature_K, c.friction_per_ps) == (0.5, 300.0, 10.0)
-    assert (c.lookahead, c.error_correction, c.hydrogen_mass_amu, c.mode) == (8, True, None, "sync")
+def test_defaults_are_the_engines_measured_best():
+    """The page starts from RunConfig's defaults, the same as `lsd run`: automatic draft, online draft
+    learning, adaptive K."""
+    c, run = RunController(), RunConfig()
+    same = ("system", "draft", "target", "timestep_fs", "temperature_K", "friction_per_ps", "lookahead",
+            "error_correction", "draft_learning", "adaptive_lookahead", "min_lookahead", "hydrogen_mass_amu",
+            "mode", "device", "seed")
+    assert {k: getattr(c, k) for k in same} == {k: getattr(run, k) for k in same}
+    assert c.n_workers == run.workers
+    assert (c.draft, c.draft_learning, c.adaptive_lookahead) == ("auto", "online", True)
+    assert c.run_config() == run  # nothing is lost on the way to the engine
     assert c.executor == choices.IN_PROCESS and c.reference and not c.keep_running
     assert c.status == "idle"
 
@@ -165,7 +174,7 @@ def test_model_error_is_a_readable_message_and_the_data_so_far_is_kept():
 
 
 def test_incompatible_choices_are_explained_not_crashing():
-    c = RunController(system="copper-32")
+    c = RunController(system="copper-32", draft="amber14")
     assert "ani-1x" in c.problems and "Cu" in c.problems
     assert "amber14" in c.problems
     assert not c.start() and c.status == "error" and "Cannot start" in c.error
@@ -180,10 +189,24 @@ def test_incompatible_choices_are_explained_not_crashing():
     assert "key=value" in c.problems
 
 
+def test_auto_draft_is_chosen_when_the_run_starts():
+    pytest.importorskip("gfnff")
+    c = RunController(n_steps=20, reference=False, draft_reference=False, block_seconds=0.2)  # -> ani-1x
+    assert c.draft == "auto" and c.problems == "" and "Draft auto" in c.notes
+    c.run_blocking(timeout=180)
+    assert c.status == "finished", c.error
+    ranking = c.data.auto_draft
+    assert ranking["winner"] in choices.offered_candidates("ani-1x")
+    assert f"**{ranking['winner']}**" in c.chosen_draft
+    assert json.loads(json.dumps(c.data.summary()))["auto_draft"]["winner"] == ranking["winner"]
+    c.draft_options = "sigma_A=3.0"
+    assert "the automatic draft takes none" in c.problems
+
+
 def test_uploaded_xyz_has_no_topology_for_amber(tmp_path):
     path = tmp_path / "mol.xyz"
     path.write_text("3\n\nO 0 0 0\nH 0.96 0 0\nH -0.24 0.93 0\n")
-    c = RunController(system=choices.UPLOADED, structure_path=str(path))
+    c = RunController(system=choices.UPLOADED, structure_path=str(path), draft="amber14")
     assert "amber14 needs residues and bonds" in c.problems
     c.structure_path = str(tmp_path / "missing.xyz")
     assert "System:" in c.problems
@@ -213,7 +236,7 @@ def test_dask_executor_and_async_mode_from_the_dashboard():
 
 
 def test_draft_learning_and_adaptive_k_validation():
-    c = RunController(error_correction=False, draft_learning="bonded")
+    c = RunController(error_correction=False, draft_learning="bonded", adaptive_lookahead=False)
     assert "Draft learning bonded: needs speculative error correction on" in c.problems
     assert not c.start() and c.status == "error" and "error correction" in c.error
     c.draft_learning = "constant"  # constant EC without EC is just no correction: allowed
@@ -308,7 +331,10 @@ def test_views_refresh_streams_the_run_into_the_plots():
 
     from lsd_dashboard.app import Dashboard
 
-    c = RunController(target="amber14", target_options="solvent='implicit'", n_steps=80, block_seconds=0.1)
+    # the plain sampler on a cheap pair: fewer than MAX_NEW_POINTS reference steps, so one refresh after the
+    # run shows every one
+    c = RunController(draft="amber14", target="amber14", target_options="solvent='implicit'", n_steps=80,
+                      block_seconds=0.1, draft_learning="none", adaptive_lookahead=False)
     if c.problems:
         pytest.skip(c.problems)
     dashboard = Dashboard(c)
@@ -429,7 +455,8 @@ def test_nglview_widget_of_a_run():
 
 def test_draft_advisor_ranks_offered_drafts_and_uses_one():
     pytest.importorskip("gfnff")
-    from lsd_dashboard.advisor import DraftAdvisor, offered_candidates
+    from lsd_dashboard.advisor import DraftAdvisor
+    from lsd_dashboard.choices import offered_candidates
 
     assert "distilled" not in offered_candidates("ani-1x")  # names a file: never tried from a page
     c = RunController(**choices.PRESETS["teaching"]["settings"])

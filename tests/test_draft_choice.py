@@ -14,20 +14,20 @@ from lsd_engine.runconfig import RunConfig, build_models
 PARAMS = LangevinParams(timestep_fs=0.5, temperature_K=300.0, friction_per_ps=10.0)
 
 
-def test_ranking_puts_the_exact_draft_first_and_explains_skips():
+def test_ranking_puts_the_better_draft_first_and_explains_skips():
     atoms = systems.alanine_dipeptide()
-    target = models.create("gfn-ff", atoms)
+    target = models.create("ani-1x", atoms)
     lines = []
-    ranking = suggest_draft(atoms, target, PARAMS, lookahead=4, candidates=["emt", "gfn-ff", "no-such-model"],
+    ranking = suggest_draft(atoms, target, PARAMS, lookahead=4, candidates=["emt", "amber14", "no-such-model"],
                             n_calibration_steps=60, n_target_states=10, log=lines.append)
     names = [c.name for c in ranking.candidates]
-    assert names == ["gfn-ff", "emt", "no-such-model"] and ranking.winner == "gfn-ff"
-    same, emt, missing = ranking.candidates
-    np.testing.assert_allclose(same.acceptance_by_depth, 1.0)  # draft = target: every step accepted
-    assert same.expected_steps_per_round == pytest.approx(5.0)  # K + 1 with the bonus step
-    assert emt.acceptance_by_depth[0] < 0.5 and emt.predicted_speedup < same.predicted_speedup
+    assert names == ["amber14", "emt", "no-such-model"] and ranking.winner == "amber14"
+    amber, emt, missing = ranking.candidates
+    assert amber.acceptance_by_depth[0] > 0.5 > emt.acceptance_by_depth[0]  # emt is made for metals
+    assert amber.expected_steps_per_round == pytest.approx(1 + sum(np.cumprod(amber.acceptance_by_depth[:4])))
+    assert emt.predicted_speedup < amber.predicted_speedup
     assert missing.skipped and "unknown model" in missing.skipped
-    assert "gfn-ff" in lines[0] and "skipped" in lines[0] and f"{ranking.seconds:.1f} s" in lines[0]
+    assert "amber14" in lines[0] and "skipped" in lines[0] and f"{ranking.seconds:.1f} s" in lines[0]
     json.dumps(ranking.to_dict())
 
 
@@ -47,3 +47,14 @@ def test_auto_draft_in_a_run_configuration_records_the_winner():
     # amber14 (0.8 acceptance at depth 1 against GFN-FF) beats emt (made for metals)
     assert config.draft == draft.name == "amber14" and target.name == "gfn-ff"
     assert config.to_dict()["draft"] == "amber14"  # what summaries and checkpoints record
+
+
+def test_a_draft_that_costs_as_much_as_the_target_is_skipped_after_one_call():
+    atoms = systems.alanine_dipeptide()
+    target = models.create("amber14", atoms)  # about 0.1 ms a call: GFN-FF (about 0.4 ms) cannot beat it
+    ranking = suggest_draft(atoms, target, PARAMS, lookahead=4, candidates=["gfn-ff"], log=None)
+    (gfnff,) = ranking.candidates
+    assert gfnff.skipped and "cannot speed the target up" in gfnff.skipped
+    assert gfnff.calibration_s < 5.0  # one timed call, no calibration run
+    with pytest.raises(LSDError, match="no draft could be calibrated.*cannot speed"):
+        ranking.winner
