@@ -47,7 +47,7 @@ from ase.md.md import MolecularDynamics
 
 from .kernel import half_step_position
 from .models import ForceModel, create, from_ase_calculator
-from .params import LangevinParams
+from .params import DEFAULT_LOOKAHEAD, LangevinParams
 from .speculative import SpeculativeSampler
 
 __all__ = ["SpeculativeLangevin", "as_force_model"]
@@ -113,7 +113,7 @@ class SpeculativeLangevin(MolecularDynamics):
     """
 
     def __init__(self, atoms: Atoms, timestep: float, *, temperature_K: float, friction: float,
-                 draft: Any, target: Any = None, lookahead: int = 8, error_correction: bool = True,
+                 draft: Any, target: Any = None, lookahead: int = DEFAULT_LOOKAHEAD, error_correction: bool = True,
                  seed: int = 0, executor: Any = None, mode: str = "sync", draft_correction: Any = None,
                  lookahead_policy: Any = None, chunk_steps: int | None = None,
                  trajectory: Any = None, logfile: Any = None, loginterval: int = 1,

@@ -24,7 +24,7 @@ from ase import Atoms
 from . import models, theory, timing
 from .errors import LSDError
 from .models.base import ForceModel
-from .params import LangevinParams
+from .params import DEFAULT_LOOKAHEAD, LangevinParams
 
 if TYPE_CHECKING:
     from .runconfig import RunConfig
@@ -120,7 +120,8 @@ def _build(name: str, atoms: Atoms, options: dict[str, Any]) -> tuple[ForceModel
         return None, " ".join(str(exc).split())[:160]
 
 
-def suggest_draft(atoms: Atoms, target: ForceModel, params: LangevinParams, *, lookahead: int = 8,
+def suggest_draft(atoms: Atoms, target: ForceModel, params: LangevinParams, *,
+                  lookahead: int = DEFAULT_LOOKAHEAD,
                   adaptive_lookahead: bool = False, candidates: Iterable[str] | None = None,
                   draft_options: dict[str, dict[str, Any]] | None = None, seed: int = 0,
                   n_calibration_steps: int = CALIBRATION_STEPS, n_target_states: int = TARGET_STATES,

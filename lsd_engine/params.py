@@ -8,6 +8,10 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from ase import units
 
+#: Drafted steps per round K when none is given (the largest K with adaptive lookahead). The one default of
+#: K: the sampler, the ASE driver, the draft advisor, the theory's predictions and ``RunConfig`` use it.
+DEFAULT_LOOKAHEAD = 8
+
 
 @dataclass(frozen=True)
 class LangevinParams:

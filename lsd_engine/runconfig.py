@@ -20,7 +20,7 @@ from ase import Atoms
 
 from .errors import LSDError
 from .models.devices import DEFAULT_DEVICE
-from .params import LangevinParams
+from .params import DEFAULT_LOOKAHEAD, LangevinParams
 
 
 class ConfigError(LSDError, ValueError):
@@ -49,7 +49,7 @@ class RunConfig:
     timestep_fs: float = 0.5
     temperature_K: float = 300.0
     friction_per_ps: float = 10.0
-    lookahead: int = 8  # K; with adaptive_lookahead, the largest K a round may use
+    lookahead: int = DEFAULT_LOOKAHEAD  # K; with adaptive_lookahead, the largest K a round may use
     error_correction: bool = True
     # Learned draft correction: online (the measured best per system) | none (constant EC) | constant | bonded |
     # radial | first-order | ... (see learning). Needs EC: with error_correction off, "online" means none.

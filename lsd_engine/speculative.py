@@ -22,7 +22,7 @@ from .coupling import log_acceptance_ratio, reflect
 from .executors.local import Executor, LocalExecutor
 from .kernel import end_position, half_step_position, momentum_mean, next_momenta
 from .models.base import ForceModel, evaluate_checked
-from .params import LangevinParams
+from .params import DEFAULT_LOOKAHEAD, LangevinParams
 from .results import StatsCounter, StepBlock, StepKind
 from .rounds import RoundState
 from .simulation import Simulation
@@ -62,7 +62,7 @@ class SpeculativeSampler(Simulation):
     streaming_scheduler = StreamingScheduler  # the asynchronous mode's driver (a class attribute, for tests)
 
     def __init__(self, atoms: Atoms, draft: ForceModel, target: ForceModel, params: LangevinParams,
-                 lookahead: int = 8, error_correction: bool = True, seed: int = 0,
+                 lookahead: int = DEFAULT_LOOKAHEAD, error_correction: bool = True, seed: int = 0,
                  executor: Executor | None = None, mode: str = "sync",
                  draft_correction: DraftCorrection | None = None, lookahead_policy: Any | None = None):
         super().__init__(atoms, params, seed)

@@ -30,7 +30,7 @@ from .coupling import acceptance_probability
 from .kernel import half_step_position
 from .langevin_md import LangevinMD
 from .models.base import ForceModel, evaluate_checked
-from .params import IntegratorConstants, LangevinParams
+from .params import DEFAULT_LOOKAHEAD, IntegratorConstants, LangevinParams
 from .timing import measure_costs
 from .validation import jsonable
 
@@ -458,8 +458,8 @@ def _calibration_half_steps(atoms: Atoms, draft: ForceModel, params: LangevinPar
 
 
 def predict(atoms: Atoms, draft: ForceModel, target: ForceModel, params: LangevinParams,
-            lookahead: int = 8, n_calibration_steps: int = 300, n_target_samples: int = 32, seed: int = 0,
-            error_correction: bool = True, costs: Mapping[str, Any] | None = None,
+            lookahead: int = DEFAULT_LOOKAHEAD, n_calibration_steps: int = 300, n_target_samples: int = 32,
+            seed: int = 0, error_correction: bool = True, costs: Mapping[str, Any] | None = None,
             max_lookahead: int | None = None, n_burn_in_steps: int | None = None,
             n_target_workers: int | None = None, timing_repeats: int = 3) -> Prediction:
     """Predict acceptance and speedup of ``SpeculativeSampler`` from a short calibration.
