@@ -43,7 +43,7 @@ if not (Path(CHROMIUM).exists() or shutil.which(CHROMIUM)):
 RESPONSE_S = 90
 RESPONSE_MS = 1000 * RESPONSE_S
 # A cheap pair run by the plain sampler (fixed K, constant EC) to test streaming; the draft MD panel is the
-# teaching-preset test's, learning and adaptive K the learning test's.
+# teaching-preset test's, learning and adaptive K (the defaults) the default-page test's.
 FAST_PAIR = {"draft": "amber14", "target": "amber14", "target_options": "solvent='implicit'", "n_steps": "200000",
              "block_seconds": "1.0", "draft_reference": "0", "draft_learning": "none", "adaptive_lookahead": "0"}
 
@@ -198,10 +198,20 @@ def test_default_page_loads_offline_with_the_engines_defaults_and_runs(server, b
     watch.wait_number("acceptance", lambda t: 0 <= _value(t) <= 1, timeout_s=RESPONSE_S)
     watch.wait_number("ref-steps", lambda t: _value(t) > 0, timeout_s=RESPONSE_S)
     watch.mark("default run streaming")
+    # the defaults' draft learning and adaptive K show their live state
+    learning = watch.wait_number("draft-learning", lambda t: "labels" in t, timeout_s=RESPONSE_S)
+    assert learning.startswith("online → bonded (")
+    k = watch.wait_number("lookahead", lambda t: re.match(r"\d+ \(\d", t), timeout_s=RESPONSE_S)
+    assert 1 <= _value(k) <= 8
+    page.locator(".lsd-status").filter(has_text="draft learning: online → bonded").first.wait_for(
+        timeout=RESPONSE_MS)
+    for css in (".lsd-lookahead", ".lsd-lookahead-blocks"):
+        assert _drawn(page.locator(css).first) > 5
+    watch.mark("learning status and K shown")
     page.screenshot(path=str(ARTIFACTS / "dashboard-default-running.png"), full_page=True)
     assert _drawn(page.locator(".lsd-molecule").first) > 5
     page.locator(".lsd-stop button").first.click()
-    page.locator(".lsd-status").filter(has_text="Status: stopped").first.wait_for(timeout=60_000)
+    page.locator(".lsd-status").filter(has_text="Status: stopped").first.wait_for(timeout=RESPONSE_MS)
     watch.finish()
 
 
@@ -282,28 +292,6 @@ def test_a_failing_model_is_explained_in_the_page(server, browser):
     watch.close()
 
 
-def test_draft_learning_and_adaptive_k_show_their_live_effect(server, browser):
-    watch = PageWatch(browser)
-    page = watch.page
-    settings = {**FAST_PAIR, "draft_learning": "online", "adaptive_lookahead": "1", "min_lookahead": "2",
-                "autostart": "1"}
-    page.goto(f"{server}?{urlencode(settings)}")
-    assert _select_value(page, ".lsd-draft-learning") == "online"
-    assert page.locator(".lsd-adaptive input").first.is_checked()
-    learning = watch.wait_number("draft-learning", lambda t: "labels" in t, timeout_s=90)
-    assert learning.startswith("online → bonded (")
-    k = watch.wait_number("lookahead", lambda t: re.match(r"\d+ \(\d", t), timeout_s=RESPONSE_S)
-    assert 2 <= _value(k) <= 8
-    page.locator(".lsd-status").filter(has_text="draft learning: online → bonded").first.wait_for(timeout=RESPONSE_MS)
-    watch.mark("learning status and K shown")
-    for css in (".lsd-lookahead", ".lsd-lookahead-blocks"):
-        assert _drawn(page.locator(css).first) > 5
-    page.screenshot(path=str(ARTIFACTS / "dashboard-learning.png"), full_page=True)
-    page.locator(".lsd-stop button").first.click()
-    page.locator(".lsd-status").filter(has_text="Status: stopped").first.wait_for(timeout=RESPONSE_MS)
-    watch.finish()
-
-
 # -- hostile input against the served page ----------------------------------------------------------
 
 def _get(url: str, headers: dict | None = None) -> tuple[float, str]:
@@ -333,7 +321,7 @@ def test_a_hostile_url_runs_no_code_and_says_why(server, browser, tmp_path):
     # autostart tried the allowed settings only, and the server's step limit refused the URL's step count
     page.locator(".lsd-error").filter(has_text="max_steps").first.wait_for(timeout=60_000)
     page.locator(".lsd-status").filter(has_text="Status: error").first.wait_for(timeout=10_000)
-    assert _select_value(page, ".lsd-draft") == "amber14" and _select_value(page, ".lsd-target") == "ani-1x"
+    assert _select_value(page, ".lsd-draft") == "auto" and _select_value(page, ".lsd-target") == "ani-1x"
     page.screenshot(path=str(ARTIFACTS / "dashboard-hostile-url.png"), full_page=True)
     assert not marker.exists()
     watch.finish()
