@@ -226,9 +226,10 @@ class RunController(param.Parameterized):
         problems.extend(settings_problems(self.config(), self.policy, custom=set(self._custom),
                                           n_atoms=None if atoms is None else len(atoms),
                                           uploaded=bool(self.structure_path)))
+        offered = choices.model_choices()
         for role in ("draft", "target"):
             name = getattr(self, role)
-            if atoms is None or name not in choices.model_choices():  # auto and custom have nothing to check
+            if atoms is None or name not in offered:  # auto and custom have nothing to check here
                 continue  # custom objects need no check; names not offered are refused above
             try:
                 options = self._model_options(role)

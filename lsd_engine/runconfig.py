@@ -140,11 +140,11 @@ ADAPTIVE_COST_KEYS = ("draft_step_s", "target_batch_s", "overhead_s")
 def checked_adaptive_costs(costs: dict[str, Any]) -> dict[str, Any]:
     """``costs`` as adaptive K uses them (``ADAPTIVE_COST_KEYS``), or a ConfigError naming the bad entry."""
     def seconds(name: str, value: Any, positive: bool) -> float:
-        ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
-        if not ok or value < 0 or (positive and value == 0):
+        number = checked_type(f"adaptive_costs {name}", value, float)  # a finite real number
+        if number < 0 or (positive and number == 0):
             raise ConfigError(f"adaptive_costs {name} must be a {'positive' if positive else 'non-negative'} "
                               f"number of seconds, got {value!r}")
-        return float(value)
+        return number
 
     unknown = sorted(set(costs) - set(ADAPTIVE_COST_KEYS))
     if unknown or "draft_step_s" not in costs or "target_batch_s" not in costs:
