@@ -21,6 +21,7 @@ from lsd_engine import models
 
 from . import choices, downloads
 from .advisor import DraftAdvisor
+from .backpressure import ClientAck
 from .controller import ACTIVE, RunController
 from .policy import ServerPolicy, is_loopback
 from .runs import RUNS
@@ -164,11 +165,12 @@ class Dashboard(pn.viewable.Viewer):
         self.views = LiveViews(self.controller)
         self.theory = TheoryExplorer()
         self.refresh_ms = refresh_ms
+        self.ack = ClientAck()  # skips refreshes while the browser is behind (see backpressure.py)
         self._callback = None
-        self.sidebar = self._sidebar()
+        self.sidebar = [*self._sidebar(), self.ack]  # the sidebar is always on screen
         self.main = self._main()
-        self.controller.param.watch(self._on_status, ["status"])
-        self._on_status()
+        self._run_state_shown: tuple = ()
+        self._show_run_state()
 
     # -- widgets ---------------------------------------------------------------------
     def _sidebar(self) -> list[Any]:
@@ -210,20 +212,14 @@ class Dashboard(pn.viewable.Viewer):
         unsupported = [f"{k}: {v}" for k, v in support.items() if v]
         if not choices.sampler_supports_mode():
             unsupported.append("async mode: the installed engine has only the synchronous sampler")
-        status = pn.pane.Markdown(pn.bind(lambda s, m, n, r, k, d: f"**Status: {s}** — {m}  \nLSD steps {n}, "
-                                          f"target MD steps {r}" + (f"  \n{k}" if k else "")
-                                          + (f"  \n{d}" if d else ""),
-                                          p.status, p.message, p.steps_done, p.reference_steps_done, p.speculation,
-                                          p.chosen_draft),
-                                  css_classes=["lsd-status"], sizing_mode="stretch_width")
+        self.status_pane = pn.pane.Markdown("", css_classes=["lsd-status"], sizing_mode="stretch_width")
         problems = pn.pane.Alert(pn.bind(lambda text: text, p.problems), alert_type="danger",
                                  visible=pn.bind(bool, p.problems), sizing_mode="stretch_width",
                                  css_classes=["lsd-problems"])
         notes = pn.pane.Alert(pn.bind(lambda text: text, p.notes), alert_type="info",
                               visible=pn.bind(bool, p.notes), sizing_mode="stretch_width")
-        error = pn.pane.Alert(pn.bind(lambda text: text, p.error), alert_type="danger",
-                              visible=pn.bind(bool, p.error), sizing_mode="stretch_width",
-                              css_classes=["lsd-error"])
+        self.error_alert = pn.pane.Alert("", alert_type="danger", visible=False, sizing_mode="stretch_width",
+                                         css_classes=["lsd-error"])
         downloads_row = pn.Column(
             pn.widgets.FileDownload(callback=self._download_trajectory, filename="lsd-trajectory.extxyz",
                                     label="Trajectory (extended XYZ)", color="light",
@@ -238,7 +234,7 @@ class Dashboard(pn.viewable.Viewer):
         integer = pn.widgets.IntInput.from_param
         return [
             pn.Row(*self.buttons.values(), sizing_mode="stretch_width"),
-            status, error, self.url_note, self.background_list, self.preset,
+            self.status_pane, self.error_alert, self.url_note, self.background_list, self.preset,
             pn.Card(
                 pn.widgets.Select.from_param(p.system, name="System", css_classes=["lsd-system"]),
                 pn.pane.Markdown(f"or upload a structure ({', '.join(UPLOAD_SUFFIXES)}; at most "
@@ -338,13 +334,28 @@ class Dashboard(pn.viewable.Viewer):
         action = {"start": self.controller.start, "pause": self.controller.pause,
                   "resume": self.controller.resume, "stop": self.controller.stop}[key]
         action()
+        self._show_run_state()
 
-    def _on_status(self, *_: Any) -> None:
-        status = self.controller.status
-        active = status in ACTIVE
+    def _show_run_state(self) -> None:
+        """Show the controller's status, message and error, and enable the buttons that apply.
+
+        Called on the UI thread only (each refresh period and after a button press): the run thread changes
+        the controller's parameters but never the page. A status the run thread pushed into a bound pane
+        while the page was streaming updates was seen to be lost for good (``Status: paused`` never shown).
+        """
+        c = self.controller
+        shown = (c.status, c.message, c.steps_done, c.reference_steps_done, c.speculation, c.chosen_draft, c.error)
+        if shown == self._run_state_shown:
+            return
+        self._run_state_shown = shown
+        extra = "".join(f"  \n{line}" for line in (c.speculation, c.chosen_draft) if line)
+        self.status_pane.object = (f"**Status: {c.status}** — {c.message}  \nLSD steps {c.steps_done}, "
+                                   f"target MD steps {c.reference_steps_done}{extra}")
+        self.error_alert.param.update(object=c.error, visible=bool(c.error))
+        active = c.status in ACTIVE
         self.buttons["start"].disabled = active
-        self.buttons["pause"].disabled = status not in ("running", "starting")
-        self.buttons["resume"].disabled = status != "paused"
+        self.buttons["pause"].disabled = c.status not in ("running", "starting")
+        self.buttons["resume"].disabled = c.status != "paused"
         self.buttons["stop"].disabled = not active
 
     def _on_upload(self, event: Any) -> None:
@@ -413,8 +424,15 @@ class Dashboard(pn.viewable.Viewer):
 
     # -- refresh ---------------------------------------------------------------------
     def refresh(self) -> bool:
+        """One refresh period: False when nothing was pushed (nothing new, or the browser is behind)."""
+        self._show_run_state()
+        if self.ack.lagging:
+            return False
         self._refresh_background()
-        return self.views.refresh()
+        pushed = self.views.refresh()
+        if pushed:
+            self.ack.sent_one()
+        return pushed
 
     def start_refreshing(self) -> None:
         """Poll the run on the UI thread every ``refresh_ms`` (once per page / notebook output)."""
