@@ -38,8 +38,9 @@ if not (Path(CHROMIUM).exists() or shutil.which(CHROMIUM)):
 # A fast draft/target pair for the live-run test: ff14SB in vacuum drafting ff14SB with GBn2 implicit
 # solvent (both OpenMM, well under a millisecond per call), so the test sees many blocks in seconds.
 # How long the page may take to answer an action while a fast run streams: headless Chromium renders the
-# live plots in software on the same 2 cores as the server and the run (measured: 30-60 s for a pause to
-# show on the machine of 2026-12-02, whose rendering is slower than the one these tests were written on).
+# live plots in software on the same 2 cores as the server and the run. Refreshes wait for the browser's
+# acknowledgement (lsd_dashboard.backpressure), so a pause shows within about 10-20 s (2026-12-03; 30-60 s
+# or never before that); the limit leaves room for a slower CI machine.
 RESPONSE_S = 90
 RESPONSE_MS = 1000 * RESPONSE_S
 # A cheap pair run by the plain sampler (fixed K, constant EC) to test streaming; the draft MD panel is the
