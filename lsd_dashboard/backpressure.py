@@ -2,7 +2,7 @@
 
 A fast run makes new data every refresh period, and a slow browser (software rendering, shared cores)
 can apply Bokeh updates more slowly than the server sends them. The updates then queue in the browser
-and everything behind them waits too: a Pause click showed its new status only after 30-90 s. With
+and everything behind them waits too, so the answer to a click can show late. With
 ``ClientAck`` in the page, each refresh the server sends carries a sequence number that the browser
 echoes back once it has applied the updates before it; the refresh loop skips a period while more than
 ``max_in_flight`` refreshes are unacknowledged, so the queue stays short and clicks answer promptly.
