@@ -4,7 +4,7 @@ A fast run makes new data every refresh period, and a slow browser (software ren
 can apply Bokeh updates more slowly than the server sends them. The updates then queue in the browser
 and everything behind them waits too, so the answer to a click can show late. With
 ``ClientAck`` in the page, each refresh the server sends carries a sequence number that the browser
-echoes back once it has applied the updates before it; the refresh loop skips a period while more than
+echoes back once it has applied the updates before it; the refresh loop skips a period while
 ``max_in_flight`` refreshes are unacknowledged, so the queue stays short and clicks answer promptly.
 
 Until the browser has acknowledged once (the component is not on screen: an in-process controller, a
@@ -16,7 +16,7 @@ from __future__ import annotations
 import param
 from panel.reactive import ReactiveHTML
 
-MAX_IN_FLIGHT = 2  # refreshes sent but not yet applied by the browser
+MAX_IN_FLIGHT = 2  # unacknowledged refreshes at which the next period is skipped
 
 
 class ClientAck(ReactiveHTML):
@@ -34,7 +34,7 @@ class ClientAck(ReactiveHTML):
 
     @property
     def lagging(self) -> bool:
-        """True when the browser is on screen and more than ``max_in_flight`` refreshes behind."""
+        """True when the browser is on screen and ``max_in_flight`` or more refreshes behind."""
         return self.seen > 0 and self.sent - self.seen >= self.max_in_flight
 
     def sent_one(self) -> None:
