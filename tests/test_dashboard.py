@@ -367,6 +367,23 @@ def test_views_refresh_streams_the_run_into_the_plots():
     assert len(src["trace:LSD"].data["step"]) == 21 and views.depth_range.factors == ["1", "2", "3"]
 
 
+def test_refreshes_wait_for_the_browser_acknowledgement():
+    from lsd_dashboard.backpressure import MAX_IN_FLIGHT, ClientAck
+
+    ack = ClientAck()
+    for _ in range(5):
+        ack.sent_one()
+    assert not ack.lagging  # never rendered (in-process, notebook cell not shown): never held back
+    ack.seen = ack.sent  # the browser rendered and caught up
+    for _ in range(MAX_IN_FLIGHT - 1):
+        ack.sent_one()
+    assert not ack.lagging
+    ack.sent_one()
+    assert ack.lagging  # MAX_IN_FLIGHT refreshes unacknowledged: the next period is skipped
+    ack.seen = ack.sent - 1
+    assert not ack.lagging
+
+
 def test_theory_explorer_curves_follow_the_theory():
     from lsd_dashboard.theory_explorer import SWEEPS, TheoryExplorer
 
