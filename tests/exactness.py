@@ -4,6 +4,8 @@ coordinate with two-sample Kolmogorov-Smirnov tests and a Bonferroni correction.
 
 from __future__ import annotations
 
+import multiprocessing
+import os
 from dataclasses import dataclass
 from functools import partial
 
@@ -53,15 +55,54 @@ def final_state_features(positions: np.ndarray, momenta: np.ndarray) -> tuple[np
     return features, names
 
 
-def run_many(make_sampler, n_runs: int, n_steps: int, first_seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Final positions and momenta of ``n_runs`` independent runs (seeds first_seed, first_seed+1, ...)."""
-    positions = np.empty((n_runs,) + start_atoms().positions.shape)
+#: Worker processes for ``run_many`` (the runs are independent and each is seeded by its index, so the
+#: sample is the same for any number; on 2 cores this halves the statistical tests' wall time).
+#: LSD_TEST_PROCESSES=1 runs them in the test's own process.
+PROCESSES = max(1, int(os.environ.get("LSD_TEST_PROCESSES", min(2, os.cpu_count() or 1))))
+MIN_RUNS_PER_PROCESS = 100  # below this, starting the processes costs more than it saves
+
+_JOB: tuple | None = None  # (make_sampler, n_steps), inherited by the forked workers
+
+
+def _run_seeds(make_sampler, n_steps: int, seeds: range) -> tuple[np.ndarray, np.ndarray]:
+    positions = np.empty((len(seeds),) + start_atoms().positions.shape)
     momenta = np.empty_like(positions)
-    for r in range(n_runs):
-        sampler = make_sampler(first_seed + r)
+    for r, seed in enumerate(seeds):
+        sampler = make_sampler(seed)
         sampler.run(n_steps, stride=n_steps)
         positions[r], momenta[r] = sampler.positions, sampler.momenta
     return positions, momenta
+
+
+def _worker_start() -> None:
+    import sys
+
+    if "torch" in sys.modules:  # a forked child must not enter the parent's OpenMP thread pool
+        sys.modules["torch"].set_num_threads(1)
+
+
+def _worker(seeds: range) -> tuple[np.ndarray, np.ndarray]:
+    make_sampler, n_steps = _JOB
+    return _run_seeds(make_sampler, n_steps, seeds)
+
+
+def run_many(make_sampler, n_runs: int, n_steps: int, first_seed: int,
+             processes: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Final positions and momenta of ``n_runs`` independent runs (seeds first_seed, first_seed+1, ...),
+    the same whether they run here or split over ``processes`` forked workers (default ``PROCESSES``)."""
+    global _JOB
+    processes = min(PROCESSES if processes is None else processes, n_runs // MIN_RUNS_PER_PROCESS)
+    seeds = range(first_seed, first_seed + n_runs)
+    if processes <= 1 or "fork" not in multiprocessing.get_all_start_methods():
+        return _run_seeds(make_sampler, n_steps, seeds)
+    bounds = np.linspace(0, n_runs, processes + 1).round().astype(int)
+    _JOB = (make_sampler, n_steps)  # closures cannot be pickled: the children inherit them by fork
+    try:
+        with multiprocessing.get_context("fork").Pool(processes, initializer=_worker_start) as pool:
+            parts = pool.map(_worker, [seeds[a:b] for a, b in zip(bounds[:-1], bounds[1:])])
+    finally:
+        _JOB = None
+    return np.concatenate([p for p, _ in parts]), np.concatenate([m for _, m in parts])
 
 
 def compare(sample_a: tuple[np.ndarray, np.ndarray], sample_b: tuple[np.ndarray, np.ndarray]) -> Comparison:
