@@ -35,6 +35,9 @@ TRACE_LENGTH = 4000  # points kept per trace in the browser
 STRIP_LENGTH = 300  # steps shown in the step-kind strip
 MAX_NEW_POINTS = 400  # per trace and refresh (thinned beyond that)
 RAMA_PERIOD_S = 2.0  # seconds between redraws of the Ramachandran images
+#: seconds between moves of the 3D molecule: a WebGL redraw is the page's most expensive paint (seconds
+#: each in a browser without a GPU), so it moves at most this often while the numbers refresh every period
+MOLECULE_PERIOD_S = 1.5
 KIND_COLOURS = {code: colour for code, (_, colour) in KIND_STYLE.items()}
 TIMING_PARTS = ("draft", "target", "verification", "overhead")
 TIMING_COLOURS = ("#2ca02c", "#1f77b4", "#ff7f0e", "#7f7f7f")
@@ -78,7 +81,7 @@ class LiveViews:
         self._cursor = {"LSD": 0, "target MD": 0, "draft MD": 0, "history": 0, "blocks": 0}
         self._energy_zero: float | None = None
         self._last_point: dict[str, tuple[float, float]] = {}
-        self._next_rama = 0.0
+        self._next_rama = self._next_molecule = 0.0
         self.comparison = ComparisonView()
         self.molecule = MoleculeView(self._initial_atoms())
         self.sources = {
@@ -235,7 +238,7 @@ class LiveViews:
         self._cursor = {"LSD": 0, "target MD": 0, "draft MD": 0, "history": 0, "blocks": 0}
         self._energy_zero = None
         self._last_point = {}
-        self._next_rama = 0.0
+        self._next_rama = self._next_molecule = 0.0
         for key, source in self.sources.items():
             if key.startswith(("trace:", "point:")) or key in ("strip", "speedup", "depth", "lookahead", "blocks"):
                 source.data = {column: [] for column in source.data}
@@ -337,7 +340,9 @@ class LiveViews:
             self._cursor["history"] += len(history["step"])
             src["speedup"].stream({k: history[k] for k in ("step", "measured", "predicted")}, rollover=TRACE_LENGTH)
         positions, kind, step = last
-        if positions is not None:
+        finished = self.controller.status not in ("running", "starting")
+        if positions is not None and (time.monotonic() >= self._next_molecule or finished):
+            self._next_molecule = time.monotonic() + MOLECULE_PERIOD_S
             self.molecule.update(positions, kind, step)
         if depth.size:
             if len(self.depth_range.factors) != depth.size:
@@ -346,7 +351,7 @@ class LiveViews:
                                  "acceptance": np.nan_to_num(depth)}
         src["timing"].data = {"run": list(timing), **{part: [timing[run][part] for run in timing]
                                                       for part in TIMING_PARTS}}
-        redraw = time.monotonic() >= self._next_rama or self.controller.status not in ("running", "starting")
+        redraw = time.monotonic() >= self._next_rama or finished
         if redraw:  # three 36x36 images: redrawn every RAMA_PERIOD_S, not on every refresh
             self._next_rama = time.monotonic() + RAMA_PERIOD_S
         for label, hist in hists.items():
