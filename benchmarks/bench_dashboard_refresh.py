@@ -3,7 +3,8 @@
 Runs a dashboard run in its thread (default: the teaching preset, which streams the most
 steps per second) and calls ``Dashboard.refresh()`` every ``--period-ms`` on this thread,
 as the page's periodic callback does; prints and writes the time per refresh and the
-share of the period it takes. Also reports the convergence time of the preset.
+share of the period it takes. Also reports the convergence time of the preset, the measured
+speedup of LSD over the page's target MD and the draft 'auto' chose.
 Usage: python benchmarks/bench_dashboard_refresh.py [--seconds 60] [--preset teaching]
        [--json benchmarks/results/dashboard_refresh.json]
 """
@@ -55,6 +56,8 @@ def main() -> None:
         "refresh_ms_max": float(ms.max()), "share_of_period_median": float(np.median(ms) / args.period_ms),
         "lsd_steps": controller.data.lsd.n_steps, "target_md_steps": controller.data.reference.n_steps,
         "draft_md_steps": controller.data.draft.n_steps, "converged_after_s": converged_at,
+        "measured_speedup": controller.data.measured_speedup(), "predicted_speedup": controller.data.predicted_speedup(),
+        "chosen_draft": controller.chosen_draft, "speculation": controller.speculation,
         "machine": platform.processor() or platform.machine(),
     }
     print(json.dumps(result, indent=2))

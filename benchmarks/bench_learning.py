@@ -54,6 +54,21 @@ SYSTEMS: dict[str, dict[str, Any]] = {
                     online=("first-order", "bonded"), distilled=("bonded",), neural_segment=(1500, 3000),
                     neural_distill_labels=2000,
                     cost_batches=(1, 2, 4, 8, 12, 17)),
+    # The default draft since issue 13 (gfn-ff): what limits the learned draft's acceptance at depth. Each
+    # online entry is a correction name or (label, correction name, options); other_drafts replace the draft.
+    "alanine-gfnff": dict(system="alanine-dipeptide-vacuum", draft="gfn-ff", target="ani-1x",
+                          params=(0.5, 300.0, 10.0), eval_steps=6000, train_steps=3000, burn_in=500,
+                          online=("first-order",
+                                  ("bonded fit on every label", "bonded", {"fit_stride": 1, "solve_every": 1}),
+                                  ("bonded, longer memory (forgetting .9998)", "bonded", {"forgetting": 0.9998}),
+                                  ("bonded, shorter memory (forgetting .99)", "bonded", {"forgetting": 0.99}),
+                                  ("bonded, not anchored (global fit)", "bonded", {"anchor": False}),
+                                  ("bonded, 1-5 pairs", "bonded", {"separation": 4}),
+                                  ("bonded, cross terms to 1-3", "bonded", {"cross_separation": 3}),
+                                  ("bonded, degree 6", "bonded", {"degree": 6}),
+                                  "bonded"),
+                          distilled=("bonded",), other_drafts=(("ani-1x member 0", "ani-1x", {"model_index": 0}),),
+                          cost_batches=(1, 2, 4, 6, 9)),
     "cu32": dict(system="copper-32", draft="emt", target="sevennet-0", params=(1.0, 1500.0, 1.0),
                  eval_steps=1000, train_steps=400, burn_in=200,
                  online=("first-order", "radial", "radial+first-order"), distilled=("radial",),
@@ -153,9 +168,24 @@ def run_system(name: str, spec: dict[str, Any], neural: bool, timing_repeats: in
     rows.append(row("constant EC", replay_rounds(labels, ConstantCorrection(), **replay), costs))
     show(rows[-1])
     for variant in spec["online"]:
+        label, correction_name, options = (variant, variant, {}) if isinstance(variant, str) else variant
         t0 = time.perf_counter()
-        rows.append(row(f"online {variant}", replay_rounds(labels, make_correction(variant, atoms), **replay), costs))
+        rows.append(row(f"online {label}", replay_rounds(labels, make_correction(correction_name, atoms, **options),
+                                                         **replay), costs))
+        rows[-1]["options"] = options
         rows[-1]["replay_wall_s"] = time.perf_counter() - t0
+        show(rows[-1])
+    for other, other_name, other_options in spec.get("other_drafts", ()):  # same labels, another draft
+        other_draft = models.create(other_name, atoms, **other_options)
+        other_labels = labels.with_draft(other_draft)
+        extra = timing.model_seconds_per_call(other_draft, labels.positions[burn_in:burn_in + 1], 31) \
+            - costs["measured"]["draft_step_s"]
+        note = f"draft {other} instead of {spec['draft']}"
+        rows.append(row(f"draft {other} + constant EC", replay_rounds(other_labels, ConstantCorrection(), **replay),
+                        costs, extra, note))
+        show(rows[-1])
+        rows.append(row(f"draft {other} + online bonded", replay_rounds(other_labels, make_correction("online", atoms),
+                                                                        **replay), costs, extra, note))
         show(rows[-1])
 
     # distilled drafts: trained on an independent target run, replayed with constant EC and online learning
@@ -191,7 +221,7 @@ def run_system(name: str, spec: dict[str, Any], neural: bool, timing_repeats: in
                                                                           **replay), costs, extra, note))
         rows[-1]["distill"] = report_dict
         show(rows[-1])
-        online = spec["online"][-1]
+        online = spec["online"][-1] if isinstance(spec["online"][-1], str) else spec["online"][-1][1]
         rows.append(row(f"distilled {kind} + online {online}",
                         replay_rounds(distilled_labels, make_correction(online, atoms), **replay), costs, extra, note))
         show(rows[-1])
