@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import warnings
 from dataclasses import dataclass
 from functools import partial
 
@@ -60,6 +61,7 @@ def final_state_features(positions: np.ndarray, momenta: np.ndarray) -> tuple[np
 #: LSD_TEST_PROCESSES=1 runs them in the test's own process.
 PROCESSES = max(1, int(os.environ.get("LSD_TEST_PROCESSES", min(2, os.cpu_count() or 1))))
 MIN_RUNS_PER_PROCESS = 100  # below this, starting the processes costs more than it saves
+WORKER_TIMEOUT_S = 900  # the slowest sample (neural learning, 800 runs) takes about 60 s
 
 _JOB: tuple | None = None  # (make_sampler, n_steps), inherited by the forked workers
 
@@ -99,7 +101,11 @@ def run_many(make_sampler, n_runs: int, n_steps: int, first_seed: int,
     _JOB = (make_sampler, n_steps)  # closures cannot be pickled: the children inherit them by fork
     try:
         with multiprocessing.get_context("fork").Pool(processes, initializer=_worker_start) as pool:
-            parts = pool.map(_worker, [seeds[a:b] for a, b in zip(bounds[:-1], bounds[1:])])
+            pending = pool.map_async(_worker, [seeds[a:b] for a, b in zip(bounds[:-1], bounds[1:])])
+            parts = pending.get(timeout=WORKER_TIMEOUT_S)
+    except multiprocessing.TimeoutError:  # a forked child stuck on a lock another thread held: run here
+        warnings.warn(f"run_many: forked workers gave no result in {WORKER_TIMEOUT_S} s; running in process")
+        return _run_seeds(make_sampler, n_steps, seeds)
     finally:
         _JOB = None
     return np.concatenate([p for p, _ in parts]), np.concatenate([m for _, m in parts])
