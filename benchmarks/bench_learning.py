@@ -80,6 +80,11 @@ SYSTEMS: dict[str, dict[str, Any]] = {
 }
 
 
+def variant_parts(entry) -> tuple[str, str, dict[str, Any]]:
+    """(label, correction name, options) of an ``online`` entry: a name, or (label, name, options)."""
+    return (entry, entry, {}) if isinstance(entry, str) else entry
+
+
 def cache_dir() -> Path:
     return Path(os.environ.get("LSD_LEARNING_CACHE", Path.home() / ".cache" / "lsd-learning"))
 
@@ -168,7 +173,7 @@ def run_system(name: str, spec: dict[str, Any], neural: bool, timing_repeats: in
     rows.append(row("constant EC", replay_rounds(labels, ConstantCorrection(), **replay), costs))
     show(rows[-1])
     for variant in spec["online"]:
-        label, correction_name, options = (variant, variant, {}) if isinstance(variant, str) else variant
+        label, correction_name, options = variant_parts(variant)
         t0 = time.perf_counter()
         rows.append(row(f"online {label}", replay_rounds(labels, make_correction(correction_name, atoms, **options),
                                                          **replay), costs))
@@ -221,7 +226,7 @@ def run_system(name: str, spec: dict[str, Any], neural: bool, timing_repeats: in
                                                                           **replay), costs, extra, note))
         rows[-1]["distill"] = report_dict
         show(rows[-1])
-        online = spec["online"][-1] if isinstance(spec["online"][-1], str) else spec["online"][-1][1]
+        online = variant_parts(spec["online"][-1])[1]
         rows.append(row(f"distilled {kind} + online {online}",
                         replay_rounds(distilled_labels, make_correction(online, atoms), **replay), costs, extra, note))
         show(rows[-1])
