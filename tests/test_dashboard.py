@@ -282,11 +282,15 @@ def test_draft_learning_and_adaptive_k_stream_their_effect():
     ended = stats.rounds_by_lookahead.sum()
     assert stats.rounds - len(blocks["step"]) <= ended <= stats.rounds and stats.verified_by_depth.size == 10
     assert data.lookahead_now == blocks["lookahead"][-1] and stats.time_learning_s > 0
+    # the gate may close at the end (at large K the fit extrapolates worse than constant EC): adaptive K
+    # follows the measured call costs, so which state the run ends in depends on the machine's timing
+    in_use = data.learning["uses_model"]
     assert data.learning == {"requested": "first-order", "name": "first-order", "learned": True,
-                             "uses_model": True, "n_labels": data.learning["n_labels"]}
-    assert data.learning["n_labels"] >= 1000
+                             "uses_model": in_use, "n_labels": data.learning["n_labels"]}
+    assert isinstance(in_use, bool) and data.learning["n_labels"] >= 1000
+    state = "model in use" if in_use else "constant EC for now"
     assert c.speculation == (f"K {data.lookahead_now} (adaptive 2–10); draft learning: first-order "
-                             f"(model in use, {data.learning['n_labels']} labels)")
+                             f"({state}, {data.learning['n_labels']} labels)")
     # theory with the K mix the rounds used tracks the measured steps per round
     assert data.predicted_steps_per_round() == pytest.approx(stats.steps_per_round, rel=0.25)
     dashboard.refresh()
@@ -295,11 +299,11 @@ def test_draft_learning_and_adaptive_k_stream_their_effect():
     assert src["lookahead"].data["k"] == views.depth_range.factors
     assert sum(src["lookahead"].data["share"]) == pytest.approx(1.0)
     assert list(src["blocks"].data["lookahead"]) == list(blocks["lookahead"])
-    assert "first-order (model in use" in views.numbers.object
+    assert f"first-order ({state}" in views.numbers.object
     assert f"data-testid='lookahead'>{data.lookahead_now} (" in views.numbers.object
     summary = json.loads(downloads.stats_json(data))
     assert summary["config"]["draft_learning"] == "first-order" and summary["config"]["adaptive_lookahead"]
-    assert summary["speculation"]["draft_learning"]["uses_model"] is True
+    assert summary["speculation"]["draft_learning"]["uses_model"] is in_use
     assert sum(summary["lsd"]["rounds_by_lookahead"]) == ended
 
 
