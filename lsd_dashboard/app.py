@@ -8,6 +8,7 @@ comes from Panel's bundled resources: the page makes no request off the machine.
 from __future__ import annotations
 
 import io
+import queue
 import sys
 import threading
 from collections.abc import Mapping
@@ -167,6 +168,7 @@ class Dashboard(pn.viewable.Viewer):
         self.refresh_ms = refresh_ms
         self.ack = ClientAck()  # skips refreshes while the browser is behind (see backpressure.py)
         self._callback = None
+        self._upload_checks: queue.SimpleQueue = queue.SimpleQueue()  # (path, report or None, error or None)
         self.sidebar = [*self._sidebar(), self.ack]  # the sidebar is always on screen
         self.main = self._main()
         self._run_state_shown: tuple = ()
@@ -379,13 +381,28 @@ class Dashboard(pn.viewable.Viewer):
         threading.Thread(target=self._check_upload, args=(path,), name="lsd-upload-check", daemon=True).start()
 
     def _check_upload(self, path: Any) -> None:
+        """Worker thread: parse the stored file in a child process. The page is changed by
+        :meth:`_apply_upload_checks` on the UI thread (a worker that sets parameters bound to panes can
+        lose the update while the page streams)."""
         try:
-            report = parse_in_subprocess(path, self.policy.max_atoms, self.policy.upload_parse_seconds)
-        except UploadError as exc:
-            self._upload_said(str(exc), "danger")
-            return
-        self.controller.param.update(structure_path=str(path), system=choices.UPLOADED)
-        self._upload_said(f"Using {path.name}: {report['n_atoms']} atoms ({report['formula']}).", "success")
+            self._upload_checks.put((path, parse_in_subprocess(path, self.policy.max_atoms,
+                                                               self.policy.upload_parse_seconds), None))
+        except (UploadError, OSError) as exc:
+            self._upload_checks.put((path, None, str(exc)))
+
+    def _apply_upload_checks(self) -> None:
+        """UI thread: use each upload whose check finished, or say why it was refused (and remove it)."""
+        while True:
+            try:
+                path, report, error = self._upload_checks.get_nowait()
+            except queue.Empty:
+                return
+            if error is not None:
+                path.unlink(missing_ok=True)  # a refused file is not kept
+                self._upload_said(error, "danger")
+                continue
+            self.controller.param.update(structure_path=str(path), system=choices.UPLOADED)
+            self._upload_said(f"Using {path.name}: {report['n_atoms']} atoms ({report['formula']}).", "success")
 
     def apply_preset(self, key: str, settings: bool = True) -> None:
         """Apply a preset's run settings (``choices.PRESETS``; ``settings=False``: already applied, as from
@@ -425,6 +442,7 @@ class Dashboard(pn.viewable.Viewer):
     # -- refresh ---------------------------------------------------------------------
     def refresh(self) -> bool:
         """One refresh period: False when nothing was pushed (nothing new, or the browser is behind)."""
+        self._apply_upload_checks()
         self._show_run_state()
         if self.ack.lagging:
             return False

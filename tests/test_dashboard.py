@@ -438,11 +438,16 @@ def test_uploading_a_structure_selects_it(tmp_path):
     pn.panel(dashboard).get_root()
     dashboard.upload.value = {"my peptide.pdb": pdb.read_bytes()}
     c = dashboard.controller
-    assert _wait_for(lambda: c.system == choices.UPLOADED, timeout=60), dashboard.upload_note.object
+    assert "Checking my peptide.pdb" in dashboard.upload_note.object
+    # the check runs in a worker; its result reaches the page on the UI thread, in a refresh period
+    time.sleep(0.5)
+    assert c.system != choices.UPLOADED
+    assert _wait_for(lambda: dashboard.refresh() is None or c.system == choices.UPLOADED, timeout=60), \
+        dashboard.upload_note.object
     assert Path(c.structure_path).name == "my peptide.pdb"
     assert Path(c.structure_path).read_bytes() == pdb.read_bytes()
     assert len(c.build_atoms()) == 22 and c.problems == ""
-    assert _wait_for(lambda: "22 atoms" in dashboard.upload_note.object, timeout=10)
+    assert "Using my peptide.pdb: 22 atoms" in dashboard.upload_note.object
     folder = Path(c.structure_path).parent
     assert folder.stat().st_mode & 0o077 == 0  # private to the server's user
     dashboard.session_closed()

@@ -230,6 +230,16 @@ def test_a_hostile_upload_in_the_page_is_refused_and_leaves_no_file(tmp_path):
     dashboard.upload.value = {"evil.py": b"import os"}
     assert "only .pdb" in dashboard.upload_note.object
     assert dashboard.uploads.path is None or not any(dashboard.uploads.path.iterdir())  # nothing refused is kept
+    # passes the cheap checks, fails in the child process's reader: refused on the UI thread, file removed
+    dashboard.upload.value = {"garbage.xyz": b"2\n\nH 0 0 0\nH zero one two\n"}
+    assert "Checking garbage.xyz" in dashboard.upload_note.object
+    deadline = time.time() + 60
+    while "Checking" in dashboard.upload_note.object and time.time() < deadline:
+        dashboard.refresh()
+        time.sleep(0.05)
+    assert "garbage.xyz: not a readable .xyz file" in dashboard.upload_note.object, dashboard.upload_note.object
+    assert dashboard.upload_note.alert_type == "danger" and c.system == choices.DEFAULT_SYSTEM
+    assert not any(dashboard.uploads.path.iterdir())
     dashboard.session_closed()
 
 
