@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 from scipy import sparse
+from scipy.linalg import blas
 
 from .base import LearnedCorrection
 from ._threads import single_threaded_blas
@@ -101,9 +102,9 @@ class LinearEnergyCorrection(LearnedCorrection):
         rows = np.concatenate([3 * pairs.j[:, None] + np.arange(3), 3 * pairs.i[:, None] + np.arange(3)]).ravel()
         cols = np.tile(np.repeat(np.arange(p), 3), 2)
         vals = np.concatenate([unit.ravel(), -unit.ravel()])
-        if dense:
+        if dense:  # each (row, column) occurs once (a pair's two atoms differ): assignment, no add.at
             u = np.zeros((3 * self.n_atoms, p))
-            np.add.at(u, (rows, cols), vals)
+            u[rows, cols] = vals
             return u
         return sparse.csr_matrix((vals, (rows, cols)), shape=(3 * self.n_atoms, p))
 
@@ -162,6 +163,10 @@ class LinearEnergyCorrection(LearnedCorrection):
         for k in chosen:
             self._accumulate_one(positions[k], residuals[k], pairs, self.forgetting ** (b - 1 - k))
 
+    def _full_normal(self) -> np.ndarray:
+        """The normal matrix A as the solves use it (a subclass may keep only a triangle)."""
+        return self.normal
+
     def _preconditioner(self, a: np.ndarray, lam: float):
         """Block-Jacobi: exact inverses of the diagonal blocks ``self.blocks`` (an (n_blocks, size)
         index array, e.g. one pair's polynomial coefficients), plain Jacobi elsewhere."""
@@ -183,7 +188,7 @@ class LinearEnergyCorrection(LearnedCorrection):
 
     def _solve(self) -> None:
         """Warm-started block-preconditioned conjugate gradient on (A + lam I) c = b."""
-        a, b = self.normal, self.rhs
+        a, b = self._full_normal(), self.rhs
         lam = self.ridge * max(float(np.diag(a).mean()), 1e-300)
         precondition = self._preconditioner(a, lam)
         x = np.zeros_like(b) if self.coef is None else self.coef.copy()
@@ -222,10 +227,11 @@ class LinearEnergyCorrection(LearnedCorrection):
             for k in range(x.shape[0]):
                 if k % self.fit_stride == 0:
                     self._accumulate_one(x[k], r[k], self._pairs(x[k]), 1.0)
-            lam = self.ridge * max(float(np.diag(self.normal).mean()), 1e-300)
+            normal = self._full_normal()
+            lam = self.ridge * max(float(np.diag(normal).mean()), 1e-300)
             from scipy.linalg import cho_factor, cho_solve
 
-            self.coef = cho_solve(cho_factor(self.normal + lam * np.eye(self.n_params)), self.rhs)
+            self.coef = cho_solve(cho_factor(normal + lam * np.eye(self.n_params)), self.rhs)
         return self.coef
 
     def _learn(self, positions: np.ndarray, residuals: np.ndarray) -> None:
@@ -313,6 +319,42 @@ class BondedCorrection(LinearEnergyCorrection):
 
     def _pairs(self, positions: np.ndarray) -> PairList:
         return self.pair_list
+
+    def _column_values(self, r: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """D's entries by column: every column has v1 in row ``_rows[:n_params]`` (its pair, or a cross
+        term's first pair); a cross term's column also has v2 in row ``cross[:, 1]``."""
+        t = (r - self.r0) / self.width
+        powers = t[:, None] ** np.arange(self.degree)
+        v1 = np.concatenate([powers.ravel(), t[self.cross[:, 1]]]) / self.width
+        return v1, t[self.cross[:, 0]] / self.width
+
+    def _accumulate_one(self, x: np.ndarray, residual: np.ndarray, pairs: PairList, weight: float) -> None:
+        """A += G^T W G and b += G^T W r with G = -U D (3N, n_params) built from D's fixed pattern (every
+        column has one entry, a pair's polynomial, or two, a cross term): one symmetric rank-3N BLAS
+        update (dsyrk) of A's lower triangle in place (the upper one stays zero); :meth:`_full_normal`
+        mirrors it for the solves."""
+        vec, r = self._geometry(pairs, x)
+        u = self._incidence(pairs, vec / r[:, None], dense=True)  # (3N, P)
+        v1, v2 = self._column_values(r)
+        first_cross = len(pairs) * self.degree
+        g = u[:, self._rows[:self.n_params]] * -v1  # G = -U D
+        g[:, first_cross:] -= u[:, self.cross[:, 1]] * v2
+        w = self.weights * weight
+        self.rhs += g.T @ (w * residual.reshape(-1))
+        scaled = np.asfortranarray(g * np.sqrt(w)[:, None])
+        # the lower triangle of A (the upper one of its Fortran-ordered transpose), in place
+        blas.dsyrk(1.0, scaled, beta=1.0, c=self.normal.T, trans=1, overwrite_c=True)
+
+    def _full_normal(self) -> np.ndarray:
+        """A from its lower triangle (the upper one is kept zero: see ``_accumulate_one`` and ``_restore``)."""
+        a = self.normal + self.normal.T
+        np.fill_diagonal(a, np.diag(self.normal))
+        return a
+
+    def _restore(self, state: dict[str, np.ndarray]) -> None:
+        super()._restore(state)
+        if self.normal is not None:  # a full matrix (an older checkpoint) becomes its lower triangle
+            self.normal = np.tril(self.normal)
 
     def _dudr(self, pairs: PairList, r: np.ndarray, positions: np.ndarray, coef: np.ndarray) -> np.ndarray:
         p = len(pairs)
