@@ -412,6 +412,9 @@ class RunController(param.Parameterized):
                              f"{ranking.seconds:.1f} s of calibration; "
                              + ", ".join(f"{c.name} {c.predicted_speedup:.2f}×" for c in ranking.candidates
                                          if c.skipped is None and c.name != ranking.winner) + ").")
+        if cfg["mode"] == "sync" and ranking.no_gain_note():
+            self.chosen_draft += (f" **Warning:** {ranking.no_gain_note()} Verify on several workers (Executor: "
+                                  f"{choices.LOCAL_DASK}, Mode: async) or pick a target that batches.")
         return self.build_model("draft", atoms, {**cfg, "draft": ranking.winner})
 
     def _work(self, cfg: dict[str, Any]) -> None:

@@ -76,6 +76,18 @@ class DraftRanking:
                            + "; ".join(f"{c.name}: {c.skipped}" for c in self.candidates))
         return ranked[0].name
 
+    def no_gain_note(self) -> str:
+        """A warning when even the winner is predicted slower than plain target MD (synchronous rounds);
+        '' otherwise."""
+        best = next(c for c in self.candidates if c.name == self.winner)
+        if not best.predicted_speedup < 1.0:
+            return ""
+        batch = max(self.target_batch_ms)
+        ratio = self.target_batch_ms[batch] / self.target_batch_ms[1]
+        return (f"no installed draft is predicted to beat plain {self.target} MD in synchronous rounds "
+                f"(best: {best.name} {best.predicted_speedup:.2f}x): a batch of {batch} states costs "
+                f"{ratio:.1f}x one target call here, so checking K drafted steps costs about as much as taking them.")
+
     def table(self) -> str:
         """The ranking as a text table (one line per candidate), with the advice's own cost."""
         k_label = "best K" if self.adaptive_lookahead else "K"
@@ -98,7 +110,7 @@ class DraftRanking:
             return None if isinstance(value, float) and not math.isfinite(value) else value
 
         return {"target": self.target, "lookahead": self.lookahead, "adaptive_lookahead": self.adaptive_lookahead,
-                "winner": self.winner, "seconds": self.seconds,
+                "winner": self.winner, "seconds": self.seconds, "no_gain_note": self.no_gain_note(),
                 "target_batch_ms": {str(b): ms for b, ms in self.target_batch_ms.items()},
                 "candidates": [{k: clean(v) for k, v in asdict(c).items()} for c in self.candidates]}
 
@@ -198,4 +210,8 @@ def build_auto_models(config: "RunConfig", atoms: Atoms,
     config.draft = ranking.winner
     if log is not None:
         log(f"draft: {config.draft} (chosen automatically in {ranking.seconds:.1f} s)")
+        if config.mode == "sync" and ranking.no_gain_note():
+            log(f"warning: {ranking.no_gain_note()} Verify on several workers (--executor dask --workers N "
+                "--mode async, with a core or GPU per worker besides the drafting process) or use a target "
+                "that batches (a GPU model).")
     return models.create(config.draft, atoms, **config.draft_options), target, ranking

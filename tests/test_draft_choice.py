@@ -28,7 +28,22 @@ def test_ranking_puts_the_better_draft_first_and_explains_skips():
     assert emt.predicted_speedup < amber.predicted_speedup
     assert missing.skipped and "unknown model" in missing.skipped
     assert "amber14" in lines[0] and "skipped" in lines[0] and f"{ranking.seconds:.1f} s" in lines[0]
+    assert ranking.no_gain_note() == ""  # ANI-1x batches: amber14 is predicted to pay
     json.dumps(ranking.to_dict())
+
+
+def test_a_target_that_does_not_batch_gets_a_warning_that_no_draft_pays_in_sync_rounds():
+    """GFN2-xTB through tblite evaluates a batch state by state: K + 1 states cost K + 1 calls, so even a
+    good draft cannot win synchronous rounds, and the advice says so instead of promising a speedup."""
+    ethanol = molecule("CH3CH2OH")
+    target = models.create("gfn2-xtb", ethanol)
+    ranking = suggest_draft(ethanol, target, PARAMS, lookahead=4, candidates=["gfn-ff"], log=None)
+    (gfnff,) = ranking.candidates
+    assert gfnff.acceptance_by_depth[0] > 0.8 and gfnff.predicted_speedup < 1.0
+    assert ranking.target_batch_ms[5] > 3 * ranking.target_batch_ms[1]
+    note = ranking.no_gain_note()
+    assert note.startswith("no installed draft is predicted to beat plain gfn2-xtb MD in synchronous rounds")
+    assert f"best: gfn-ff {gfnff.predicted_speedup:.2f}x" in note and ranking.to_dict()["no_gain_note"] == note
 
 
 def test_drafts_that_cannot_build_are_skipped_and_none_left_is_an_error():
