@@ -30,7 +30,7 @@ from ase import Atoms
 
 from lsd_engine import LangevinMD, ModelError, SpeculativeSampler, models
 from lsd_engine.executors import describe_execution
-from lsd_engine.draft_choice import AUTO_DRAFT, suggest_draft
+from lsd_engine.draft_choice import AUTO_DRAFT, decide_learning, suggest_draft
 from lsd_engine.models.devices import DEVICE_CHOICES, DeviceError, resolve_device
 from lsd_engine.learning import CORRECTIONS
 from lsd_engine.reporters import LiveReporter, LiveUpdate, RunControl
@@ -384,34 +384,38 @@ class RunController(param.Parameterized):
             return models.deferred(cfg[role], atoms, **options)  # built by the dask workers only
         return models.create(cfg[role], atoms, **options)
 
-    def _models(self, atoms: Atoms, cfg: dict[str, Any]) -> tuple[Any, Any]:
-        """(draft, target); a draft ``auto`` is chosen here, after the target is built."""
+    def _models(self, atoms: Atoms, cfg: dict[str, Any], config: RunConfig) -> tuple[Any, Any]:
+        """(draft, target); a draft ``auto`` is chosen here, after the target is built (and ``config``'s
+        draft learning turned off when it cannot pay, see ``draft_choice.decide_learning``)."""
         built = {}
         for role in ("target", "draft"):
             if cfg[role] == AUTO_DRAFT:
-                built[role] = self._auto_draft(atoms, built["target"], cfg)
+                built[role] = self._auto_draft(atoms, built["target"], cfg, config)
                 continue
             if cfg[role] != choices.CUSTOM:
                 self.param.update(message=f"Loading the {role} model {cfg[role]}…")
             built[role] = self.build_model(role, atoms, cfg)
         return built["draft"], built["target"]
 
-    def _auto_draft(self, atoms: Atoms, target: Any, cfg: dict[str, Any]) -> Any:
+    def _auto_draft(self, atoms: Atoms, target: Any, cfg: dict[str, Any], config: RunConfig) -> Any:
         """The offered draft the advisor predicts fastest for ``target`` (recorded in ``data.auto_draft``)."""
         self.param.update(message="Draft auto: calibrating the offered drafts for this target…")
         timed = target
         if isinstance(target, models.DeferredModel):  # the dask workers build theirs; calibrate on a local copy
             timed = self.build_model("target", atoms, {**cfg, "executor": choices.IN_PROCESS})
-        config = self.run_config(cfg)
         ranking = suggest_draft(atoms, timed, config.params(), lookahead=cfg["lookahead"],
                                 adaptive_lookahead=cfg["adaptive_lookahead"],
                                 candidates=choices.offered_candidates(cfg["target"]), seed=cfg["seed"], log=None)
+        config.draft = ranking.winner
+        payoff = decide_learning(config, atoms, ranking, log=None)
         self.data.auto_draft = ranking.to_dict()
         best = next(c for c in ranking.candidates if c.name == ranking.winner)
         self.chosen_draft = (f"Draft auto chose **{ranking.winner}** (predicted {best.predicted_speedup:.2f}× in "
                              f"{ranking.seconds:.1f} s of calibration; "
                              + ", ".join(f"{c.name} {c.predicted_speedup:.2f}×" for c in ranking.candidates
                                          if c.skipped is None and c.name != ranking.winner) + ").")
+        if payoff is not None and not payoff.pays:
+            self.chosen_draft += (f" Draft learning is off for this run (constant EC): {payoff.text()}.")
         if cfg["mode"] == "sync" and ranking.no_gain_note():
             self.chosen_draft += (f" **Warning:** {ranking.no_gain_note()} Verify on several workers (Executor: "
                                   f"{choices.LOCAL_DASK}, Mode: async) or pick a target that batches.")
@@ -426,7 +430,7 @@ class RunController(param.Parameterized):
                          if info.get("phi_indices") and info.get("psi_indices") else None)
             self.data = RunData(atoms, cfg, cfg["save_stride"], dihedrals)
             config = self.run_config(cfg)
-            draft, target = self._models(atoms, cfg)
+            draft, target = self._models(atoms, cfg, config)
             params = config.params()
             self.param.update(message=f"Starting the executor ({cfg['executor']})…")
             executor, close_executor = choices.build_executor(cfg["executor"], cfg["n_workers"],

@@ -29,7 +29,8 @@ from .params import DEFAULT_LOOKAHEAD, LangevinParams
 if TYPE_CHECKING:
     from .runconfig import RunConfig
 
-__all__ = ["AUTO_DRAFT", "DraftCandidate", "DraftRanking", "build_auto_models", "candidate_drafts", "suggest_draft"]
+__all__ = ["AUTO_DRAFT", "DraftCandidate", "DraftRanking", "build_auto_models", "candidate_drafts", "decide_learning",
+           "suggest_draft"]
 
 #: The draft name that asks for this advice (``--draft auto``).
 AUTO_DRAFT = "auto"
@@ -67,6 +68,7 @@ class DraftRanking:
     candidates: list[DraftCandidate]
     target_batch_ms: dict[int, float]
     seconds: float  # wall time of the whole advice (target timing + every calibration)
+    learning_payoff: Any = None  # a LearningPayoff when decide_learning checked the run's draft learning
 
     @property
     def winner(self) -> str:
@@ -111,6 +113,7 @@ class DraftRanking:
 
         return {"target": self.target, "lookahead": self.lookahead, "adaptive_lookahead": self.adaptive_lookahead,
                 "winner": self.winner, "seconds": self.seconds, "no_gain_note": self.no_gain_note(),
+                "learning_payoff": None if self.learning_payoff is None else self.learning_payoff.to_dict(),
                 "target_batch_ms": {str(b): ms for b, ms in self.target_batch_ms.items()},
                 "candidates": [{k: clean(v) for k, v in asdict(c).items()} for c in self.candidates]}
 
@@ -214,4 +217,43 @@ def build_auto_models(config: "RunConfig", atoms: Atoms,
             log(f"warning: {ranking.no_gain_note()} Verify on several workers (--executor dask --workers N "
                 "--mode async, with a core or GPU per worker besides the drafting process) or use a target "
                 "that batches (a GPU model).")
+    decide_learning(config, atoms, ranking, log)
     return models.create(config.draft, atoms, **config.draft_options), target, ranking
+
+
+#: draft_learning values that learn nothing (constant EC with EC on)
+NOT_LEARNED = ("none", "constant")
+
+
+def decide_learning(config: "RunConfig", atoms: Atoms, ranking: DraftRanking,
+                    log: Callable[[str], None] | None = print) -> Any:
+    """With the automatic draft: keep the run's draft learning only if it can pay for itself.
+
+    Synchronous rounds with a learned correction only (else None, nothing changed): the bound of
+    :func:`lsd_engine.learning.payoff.learning_payoff` with the winner's measured acceptance by depth
+    (constant EC), the advice's target costs and the correction's own measured costs. When even a
+    perfect learned draft is predicted slower than constant EC, ``config.draft_learning`` becomes
+    ``none`` (constant EC), so summaries, checkpoints and a resumed run record what was used. The
+    verdict is kept in ``ranking.learning_payoff`` and returned."""
+    from .learning.payoff import learning_payoff
+    from .runconfig import build_draft_correction
+
+    if config.mode != "sync" or not config.error_correction or config.draft_learning in NOT_LEARNED:
+        return None
+    correction = build_draft_correction(config, atoms)
+    best = next(c for c in ranking.candidates if c.name == ranking.winner)
+    if correction is None or len(best.acceptance_by_depth) < config.lookahead:
+        return None
+    ks = range(config.min_lookahead, config.lookahead + 1) if config.adaptive_lookahead else [config.lookahead]
+    verdict = learning_payoff(best.acceptance_by_depth, 1e-3 * best.draft_step_ms,
+                              {b: 1e-3 * ms for b, ms in ranking.target_batch_ms.items()}, correction,
+                              atoms.get_positions(), ks)
+    ranking.learning_payoff = verdict
+    if not verdict.pays:
+        requested = config.draft_learning
+        config.draft_learning = "none"
+        if log is not None:
+            log(f"{verdict.text()}: draft learning {requested} is off for this run (constant EC)")
+    elif log is not None:
+        log(verdict.text())
+    return verdict

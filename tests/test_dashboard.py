@@ -311,7 +311,9 @@ def test_online_learning_and_adaptive_k_on_a_real_pair():
     """amber14 in vacuum drafting amber14 with implicit solvent, 'online' draft learning (bonded
     for a molecule) and adaptive K: the live data shows each block's K and the learning status."""
     pytest.importorskip("openmm")
-    c = RunController(target="amber14", target_options="solvent='implicit'", n_steps=300, block_seconds=0.1,
+    # a named draft: with draft auto this cheap, unbatched target gets constant EC (learning cannot pay)
+    c = RunController(draft="amber14", target="amber14", target_options="solvent='implicit'", n_steps=300,
+                      block_seconds=0.1,
                       lookahead=8, min_lookahead=2, adaptive_lookahead=True, draft_learning="online")
     assert c.problems == "", c.problems
     c.run_blocking(timeout=120)

@@ -7,7 +7,9 @@ import pytest
 from ase.build import molecule
 
 from lsd_engine import LangevinParams, models, systems
-from lsd_engine.draft_choice import candidate_drafts, suggest_draft
+from lsd_engine.draft_choice import candidate_drafts, decide_learning, suggest_draft
+from lsd_engine.learning import make_correction
+from lsd_engine.learning.payoff import learning_payoff
 from lsd_engine.errors import LSDError
 from lsd_engine.runconfig import RunConfig, build_models
 
@@ -44,6 +46,31 @@ def test_a_target_that_does_not_batch_gets_a_warning_that_no_draft_pays_in_sync_
     note = ranking.no_gain_note()
     assert note.startswith("no installed draft is predicted to beat plain gfn2-xtb MD in synchronous rounds")
     assert f"best: gfn-ff {gfnff.predicted_speedup:.2f}x" in note and ranking.to_dict()["no_gain_note"] == note
+    # K = 1 rounds of a 3 ms target: learning's own cost cannot be won back, so the run uses constant EC
+    config = RunConfig(system="ethanol.xyz", draft="gfn-ff", target="gfn2-xtb", lookahead=4)
+    payoff = decide_learning(config, ethanol, ranking, log=None)
+    assert not payoff.pays and config.draft_learning == "none"
+    assert payoff.perfect_learning_speedup < payoff.constant_ec_speedup
+    assert ranking.to_dict()["learning_payoff"]["pays"] is False and payoff.seconds < 5.0
+    async_config = RunConfig(system="ethanol.xyz", draft="gfn-ff", target="gfn2-xtb", lookahead=4, mode="async")
+    assert decide_learning(async_config, ethanol, ranking, log=None) is None  # the bound is for sync rounds
+    assert async_config.draft_learning == "online"
+
+
+def test_learning_pays_when_rounds_are_long_and_not_when_the_target_is_cheap_and_unbatched():
+    """The bound with given target costs: a batched 30 ms target (ANI-1x-like) leaves room for a
+    learned draft; an unbatched 3 ms one does not, whatever the learned draft's acceptance."""
+    atoms = systems.alanine_dipeptide()
+    correction = make_correction("online", atoms)
+    profile = 0.85 ** np.arange(1, 9)  # constant EC's acceptance by depth
+    batched = learning_payoff(profile, 3e-4, {1: 0.030, 2: 0.032, 9: 0.050}, correction, atoms.positions,
+                              range(1, 9))
+    assert batched.pays and batched.perfect_learning_speedup > 3.0 > batched.constant_ec_speedup > 2.0
+    unbatched = learning_payoff(profile, 3e-4, {1: 0.003, 2: 0.006, 9: 0.027}, correction, atoms.positions,
+                                range(1, 9))
+    assert not unbatched.pays and unbatched.constant_ec_lookahead == 1
+    assert set(unbatched.observe_s_by_round_size) == set(range(2, 10))
+    assert correction.n_labels == 0  # timed on copies
 
 
 def test_drafts_that_cannot_build_are_skipped_and_none_left_is_an_error():

@@ -8,6 +8,7 @@ import time
 
 import numpy as np
 import pytest
+from ase import Atoms
 
 from learning_data import feed, metal_labels, molecule_labels
 from lsd_engine.corrections import ConstantCorrection, DraftCorrection
@@ -239,3 +240,16 @@ def test_trust_region_bounds_the_change_per_atom():
     change = wild.correction(labels.positions[61] + 0.05) - labels.residuals[59]
     assert np.linalg.norm(change, axis=1).max() <= wild.max_change_eV_per_A * (1 + 1e-12)
     assert np.linalg.norm(change, axis=1).max() > 0.5 * wild.max_change_eV_per_A  # it did clip, not vanish
+
+
+def test_bonded_on_a_system_without_covalent_pairs_learns_nothing_and_stays_constant_ec():
+    """A loose H4 cluster has no bonds: the bonded fit has no terms, observe still works, and the
+    correction is constant EC."""
+    atoms = Atoms("H4", positions=[[0, 0, 0], [1.5, 0, 0], [0.75, 1.3, 0], [0.75, 0.45, 1.2]])
+    correction = make_correction("online", atoms)
+    x = atoms.positions[None] + np.zeros((3, 1, 1))
+    residual = np.random.default_rng(0).normal(0, 0.1, x.shape)
+    correction.observe(x, residual, np.zeros_like(x))
+    correction.observe(x, residual, np.zeros_like(x))
+    assert correction.n_params == 0 and not correction.uses_model
+    np.testing.assert_array_equal(correction.correction(atoms.positions), residual[-1])

@@ -15,7 +15,8 @@ K = 16) measured by ``benchmarks/bench_learning.py`` (alanine dipeptide amber14 
   molecule (its J is not identifiable from a handful of labels).         E16 2.40 | 12.6
 - ``bonded``: online refit of force-field-like terms (per-pair stretch polynomials of
   1-2/1-3/1-4 pairs plus cross terms), anchored at x_ref (``BondedCorrection``);
-  30 µs/call, ~1.5 ms per round; the winner for molecules.               E16 4.66 | -
+  ~0.13 ms/call and 1.5-5 ms per round on alanine (more labels per round cost more); the
+  winner for molecules.                                                  E16 4.66 | -
 - ``radial``: species-pair radial pair potential + EAM-like embedding
   (``RadialCorrection``); 0.2 ms/call for Cu32.                          E16 -    | 12.8
 - ``radial+first-order``: first-order on what ``radial`` leaves; the winner for metals.
@@ -35,7 +36,8 @@ the clip) is what keeps an early, poorly fitted model from sending the draft to 
 ``replay_rounds`` evaluates a correction offline on recorded labels (the round protocol
 with the acceptance formula); ``record_target_md`` records such labels.
 ``learning.distill`` trains a draft offline on such labels (``lsd distill``) and loads the saved
-file as the registry model ``distilled:<path>``.
+file as the registry model ``distilled:<path>``. ``learning.payoff`` bounds whether learning can pay
+for its own cost at all (used with the automatic draft: ``draft_choice.decide_learning``).
 """
 
 from __future__ import annotations

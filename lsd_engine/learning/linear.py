@@ -167,6 +167,10 @@ class LinearEnergyCorrection(LearnedCorrection):
         """The normal matrix A as the solves use it (a subclass may keep only a triangle)."""
         return self.normal
 
+    def _stored_normal(self, saved: np.ndarray) -> np.ndarray:
+        """A saved normal matrix as this class keeps it (see ``_full_normal``)."""
+        return saved
+
     def _preconditioner(self, a: np.ndarray, lam: float):
         """Block-Jacobi: exact inverses of the diagonal blocks ``self.blocks`` (an (n_blocks, size)
         index array, e.g. one pair's polynomial coefficients), plain Jacobi elsewhere."""
@@ -268,7 +272,7 @@ class LinearEnergyCorrection(LearnedCorrection):
             return
         self.x0 = np.array(state["x0"], dtype=float)
         self.setup(self.x0)
-        self.normal = np.array(state["normal"], dtype=float)
+        self.normal = self._stored_normal(np.array(state["normal"], dtype=float))
         self.rhs = np.array(state["rhs"], dtype=float)
         self.coef = np.array(state["coef"], dtype=float) if "coef" in state else None
 
@@ -333,6 +337,8 @@ class BondedCorrection(LinearEnergyCorrection):
         column has one entry, a pair's polynomial, or two, a cross term): one symmetric rank-3N BLAS
         update (dsyrk) of A's lower triangle in place (the upper one stays zero); :meth:`_full_normal`
         mirrors it for the solves."""
+        if self.n_params == 0:  # no covalent pairs (e.g. a loose cluster): nothing to fit
+            return
         vec, r = self._geometry(pairs, x)
         u = self._incidence(pairs, vec / r[:, None], dense=True)  # (3N, P)
         v1, v2 = self._column_values(r)
@@ -351,10 +357,9 @@ class BondedCorrection(LinearEnergyCorrection):
         np.fill_diagonal(a, np.diag(self.normal))
         return a
 
-    def _restore(self, state: dict[str, np.ndarray]) -> None:
-        super()._restore(state)
-        if self.normal is not None:  # a full matrix (an older checkpoint) becomes its lower triangle
-            self.normal = np.tril(self.normal)
+    def _stored_normal(self, saved: np.ndarray) -> np.ndarray:
+        """A saved normal matrix as this class keeps it: its lower triangle (an older checkpoint has all of it)."""
+        return np.tril(saved)
 
     def _dudr(self, pairs: PairList, r: np.ndarray, positions: np.ndarray, coef: np.ndarray) -> np.ndarray:
         p = len(pairs)
