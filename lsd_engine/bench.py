@@ -237,12 +237,12 @@ def format_benchmark(result: dict[str, Any]) -> str:
                      f"refit {result['costs']['learning_ms_per_round']:.2f} ms/round")
     if "constant_ec" in result:
         base, gain = result["constant_ec"], result["gain_over_constant_ec"]
-        label = "constant EC, adaptive K" if base["adaptive_lookahead"] else "constant EC"
+        label = "constant EC, adaptive K" if base["adaptive_lookahead"] else f"constant EC, K={c['lookahead']}"
         lines.append(f"  {label:14s} {base['lsd_steps_per_s']:9.1f} steps/s, speedup {base['speedup']:.2f}x, "
                      f"acceptance {base['acceptance_rate']:.3f}, E_K {base['expected_steps_per_round']:.2f}; by depth "
                      + " ".join(f"{a:.2f}" for a in base["acceptance_by_depth"]))
         lines.append(f"  gain           {gain['speedup_ratio']:.2f}x speedup, "
-                     f"{gain['expected_steps_per_round_ratio']:.2f}x steps per round over constant EC")
+                     f"{gain['expected_steps_per_round_ratio']:.2f}x steps per round over {label}")
     if "draft_advice" in result:
         advice = result["draft_advice"]
         lines.append(f"  draft advice   {advice['winner']} chosen automatically in {advice['seconds']:.1f} s "

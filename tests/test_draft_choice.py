@@ -51,7 +51,7 @@ def test_a_target_that_does_not_batch_gets_a_warning_that_no_draft_pays_in_sync_
     payoff = decide_learning(config, ethanol, ranking, log=None)
     assert not payoff.pays and config.draft_learning == "none"
     assert payoff.perfect_learning_speedup < payoff.constant_ec_speedup
-    assert ranking.to_dict()["learning_payoff"]["pays"] is False and payoff.seconds < 5.0
+    assert ranking.to_dict()["learning_payoff"]["pays"] is False
     async_config = RunConfig(system="ethanol.xyz", draft="gfn-ff", target="gfn2-xtb", lookahead=4, mode="async")
     assert decide_learning(async_config, ethanol, ranking, log=None) is None  # the bound is for sync rounds
     assert async_config.draft_learning == "online"
