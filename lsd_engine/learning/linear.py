@@ -348,6 +348,8 @@ class BondedCorrection(LinearEnergyCorrection):
         w = self.weights * weight
         self.rhs += g.T @ (w * residual.reshape(-1))
         scaled = np.asfortranarray(g * np.sqrt(w)[:, None])
+        if not self.normal.flags.c_contiguous:  # else BLAS would update a copy, and the label would be lost
+            self.normal = np.ascontiguousarray(self.normal)
         # the lower triangle of A (the upper one of its Fortran-ordered transpose), in place
         blas.dsyrk(1.0, scaled, beta=1.0, c=self.normal.T, trans=1, overwrite_c=True)
 
