@@ -9,6 +9,11 @@ call. Candidates are ranked by the predicted speedup of the cost model
 (``theory.synchronous_speedup``) at the run's lookahead, or at the best K <= lookahead when
 K is adaptive. A candidate that cannot be built (missing package, unsupported elements, no
 topology) or fails during calibration is listed with the reason and never chosen.
+
+``build_auto_models`` then warns when even the winner cannot beat plain target MD in synchronous
+rounds (``DraftRanking.no_gain_note``: a target that does not batch) and, through
+``decide_learning``, turns draft learning off when even a perfect learned draft could not pay for
+its own cost (``lsd_engine.learning.payoff``).
 """
 
 from __future__ import annotations
