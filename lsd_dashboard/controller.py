@@ -32,7 +32,7 @@ from lsd_engine import LangevinMD, ModelError, SpeculativeSampler, models
 from lsd_engine.executors import describe_execution
 from lsd_engine.draft_choice import AUTO_DRAFT, decide_learning, suggest_draft
 from lsd_engine.models.devices import DEVICE_CHOICES, DeviceError, resolve_device
-from lsd_engine.learning import CORRECTIONS
+from lsd_engine.learning import CORRECTIONS, NOT_LEARNED
 from lsd_engine.reporters import LiveReporter, LiveUpdate, RunControl
 from lsd_engine.results import padded_sum
 from lsd_engine.runconfig import RunConfig, build_draft_correction, build_sampler
@@ -190,7 +190,7 @@ class RunController(param.Parameterized):
 
     def _speculation_problems(self, atoms: Atoms | None) -> list[str]:
         """Draft learning and adaptive K: what the engine's RunConfig and make_correction refuse."""
-        learned = self.draft_learning not in ("none", "constant")
+        learned = self.draft_learning not in NOT_LEARNED
         if learned and not self.error_correction:
             return [(f"Draft learning {self.draft_learning}: needs speculative error correction on (a learned "
                      "correction replaces the constant one); turn error correction on or choose 'none'.")]

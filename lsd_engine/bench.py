@@ -21,6 +21,7 @@ from . import theory, timing
 from .draft_choice import AUTO_DRAFT, build_auto_models
 from .kernel import half_step_position
 from .langevin_md import LangevinMD
+from .learning import NOT_LEARNED
 from .models.base import ForceModel
 from .results import RunStats
 from .runconfig import RunConfig, build_executor, build_models, build_sampler, build_system
@@ -104,7 +105,7 @@ def _interleaved(config: RunConfig, atoms: Atoms, draft: ForceModel, target: For
     block = max(1, config.steps // repeats)
     md = LangevinMD(atoms, target, params, seed=config.seed)
     variants = {"lsd": (config, build_sampler(config, atoms, draft, target, executor))}
-    learned = config.draft_learning not in ("none", "constant")
+    learned = config.draft_learning not in NOT_LEARNED
     if learned or config.adaptive_lookahead:
         # the same pair with the seed paper's constant EC, interleaved in the same run: with a learned draft,
         # under the same K policy (the gain of learning alone); with adaptive K alone, at the fixed K

@@ -226,10 +226,6 @@ def build_auto_models(config: "RunConfig", atoms: Atoms,
     return models.create(config.draft, atoms, **config.draft_options), target, ranking
 
 
-#: draft_learning values that learn nothing (constant EC with EC on)
-NOT_LEARNED = ("none", "constant")
-
-
 def decide_learning(config: "RunConfig", atoms: Atoms, ranking: DraftRanking,
                     log: Callable[[str], None] | None = print) -> Any:
     """With the automatic draft: keep the run's draft learning only if it can pay for itself.
@@ -240,6 +236,7 @@ def decide_learning(config: "RunConfig", atoms: Atoms, ranking: DraftRanking,
     perfect learned draft is predicted slower than constant EC, ``config.draft_learning`` becomes
     ``none`` (constant EC), so summaries, checkpoints and a resumed run record what was used. The
     verdict is kept in ``ranking.learning_payoff`` and returned."""
+    from .learning import NOT_LEARNED
     from .learning.payoff import learning_payoff
     from .runconfig import build_draft_correction
 

@@ -81,7 +81,7 @@ class RunConfig:
         if self.min_lookahead < 1 or (self.adaptive_lookahead and self.min_lookahead > self.lookahead):
             raise ConfigError(f"min_lookahead must lie in 1..lookahead ({self.lookahead}) with adaptive lookahead, "
                               f"got {self.min_lookahead}")
-        from .learning import CORRECTIONS
+        from .learning import CORRECTIONS, NOT_LEARNED
 
         self.draft_learning = str(self.draft_learning).lower()
         if self.draft_learning == "online" and not self.error_correction:
@@ -90,7 +90,7 @@ class RunConfig:
             self.adaptive_costs = checked_adaptive_costs(self.adaptive_costs)
         if self.draft_learning not in CORRECTIONS:
             raise ConfigError(f"unknown draft_learning {self.draft_learning!r}; choose one of {', '.join(CORRECTIONS)}")
-        if self.draft_learning not in ("none", "constant") and not self.error_correction:
+        if self.draft_learning not in NOT_LEARNED and not self.error_correction:
             raise ConfigError(f"draft_learning={self.draft_learning!r} needs error correction on (a learned "
                               "correction replaces the constant one)")
         if self.steps < 0:

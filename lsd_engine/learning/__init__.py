@@ -55,12 +55,14 @@ from .linear import BondedCorrection, LinearEnergyCorrection, RadialCorrection
 from .replay import ReplayResult, replay_rounds
 
 __all__ = ["BondedCorrection", "ConstantCorrection", "CORRECTIONS", "DraftCorrection", "FirstOrderCorrection",
-           "LabelBuffer", "LabelSet", "LearnedCorrection", "LinearEnergyCorrection", "RadialCorrection",
+           "LabelBuffer", "LabelSet", "LearnedCorrection", "LinearEnergyCorrection", "NOT_LEARNED", "RadialCorrection",
            "RecordingCorrection", "ReplayResult", "load_labels", "make_correction", "record_target_md",
            "replay_rounds", "save_labels"]
 
 #: Names accepted by ``make_correction`` (``online`` picks per system).
 CORRECTIONS = ("none", "constant", "first-order", "bonded", "radial", "radial+first-order", "neural", "online")
+#: Of those, the ones that learn nothing (constant EC when EC is on).
+NOT_LEARNED = ("none", "constant")
 
 
 def _is_molecule(atoms: Atoms) -> bool:

@@ -328,7 +328,7 @@ class BondedCorrection(LinearEnergyCorrection):
         """D's entries by column: every column has v1 in row ``_rows[:n_params]`` (its pair, or a cross
         term's first pair); a cross term's column also has v2 in row ``cross[:, 1]``."""
         t = (r - self.r0) / self.width
-        powers = t[:, None] ** np.arange(self.degree)
+        powers = t[:, None] ** np.arange(self.degree)  # d/dt of t^(d+1)/(d+1)
         v1 = np.concatenate([powers.ravel(), t[self.cross[:, 1]]]) / self.width
         return v1, t[self.cross[:, 0]] / self.width
 
@@ -385,9 +385,7 @@ class BondedCorrection(LinearEnergyCorrection):
 
 
     def _derivatives(self, pairs: PairList, r: np.ndarray, positions: np.ndarray) -> sparse.csr_matrix:
-        t = (r - self.r0) / self.width
-        powers = t[:, None] ** np.arange(self.degree)  # d/dt of t^(d+1)/(d+1)
-        vals = np.concatenate([powers.ravel(), t[self.cross[:, 1]], t[self.cross[:, 0]]]) / self.width
+        vals = np.concatenate(self._column_values(r))  # in the order of _rows / _cols
         return sparse.csr_matrix((vals, (self._rows, self._cols)), shape=(len(pairs), self.n_params))
 
 

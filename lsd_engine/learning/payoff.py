@@ -62,21 +62,16 @@ def time_observe(correction: Any, positions: np.ndarray, round_sizes: Iterable[i
     """Mean seconds of one ``observe`` of a round of each size (labels per round), on a copy of
     ``correction`` fed ``n_labels`` synthetic labels near ``positions`` (N, 3) per size after a first
     round (the set-up). The labels' values do not change the cost, only their count does."""
-    x0 = np.asarray(positions, dtype=float)
     rng = np.random.default_rng(PROBE_SEED)
     out = {}
     for size in sorted({max(1, int(s)) for s in round_sizes}):
         probe = copy.deepcopy(correction)
-        zeros = np.zeros((size,) + x0.shape)
-        first = x0[None] + 0.01 * rng.standard_normal((size,) + x0.shape)
-        probe.observe(first, 0.1 * rng.standard_normal(first.shape), zeros)
-        rounds = max(2, int(np.ceil(n_labels / size)))
-        labels = [x0[None] + 0.01 * rng.standard_normal((size,) + x0.shape) for _ in range(rounds)]
-        forces = [0.1 * rng.standard_normal((size,) + x0.shape) for _ in range(rounds)]
+        probe.observe(*_synthetic_round(rng, positions, size))
+        rounds = [_synthetic_round(rng, positions, size) for _ in range(max(2, int(np.ceil(n_labels / size))))]
         start = time.perf_counter()
-        for x, f in zip(labels, forces):
-            probe.observe(x, f, zeros)
-        out[size] = (time.perf_counter() - start) / rounds
+        for labels in rounds:
+            probe.observe(*labels)
+        out[size] = (time.perf_counter() - start) / len(rounds)
     return out
 
 
@@ -111,9 +106,15 @@ def _primed(correction: Any, positions: np.ndarray) -> Any:
     probe = copy.deepcopy(correction)
     if hasattr(probe, "gate"):
         probe.gate = False
-    x0 = np.asarray(positions, dtype=float)
     rng = np.random.default_rng(PROBE_SEED)
     for _ in range(3):
-        x = x0[None] + 0.01 * rng.standard_normal((4,) + x0.shape)
-        probe.observe(x, 0.1 * rng.standard_normal(x.shape), np.zeros_like(x))
+        probe.observe(*_synthetic_round(rng, positions, 4))
     return probe
+
+
+def _synthetic_round(rng: np.random.Generator, positions: np.ndarray,
+                     size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(positions, target forces, draft forces) of ``size`` labels near ``positions``: values only matter
+    as far as they are finite; the cost of learning from them depends on their count."""
+    x = np.asarray(positions, dtype=float)[None] + 0.01 * rng.standard_normal((size,) + np.shape(positions))
+    return x, 0.1 * rng.standard_normal(x.shape), np.zeros_like(x)
