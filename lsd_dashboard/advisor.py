@@ -9,6 +9,7 @@ draft); one at a time on a server, and not while the page's own run computes.
 from __future__ import annotations
 
 import math
+import re
 import threading
 from typing import Any
 
@@ -24,6 +25,11 @@ _BUSY = threading.Lock()  # one calibration at a time on this server
 
 def _fmt(value: float, digits: int = 2, suffix: str = "") -> str:
     return "–" if value is None or not math.isfinite(value) else f"{value:.{digits}f}{suffix}"
+
+
+def _css_name(name: str) -> str:
+    """A draft name as a CSS class fragment (letters, digits, '-' and '_'; anything else becomes '_')."""
+    return re.sub(r"[^A-Za-z0-9_-]", "_", name)
 
 
 class DraftAdvisor:
@@ -96,7 +102,8 @@ class DraftAdvisor:
             depth = " ".join(f"{a:.2f}" for a in candidate.acceptance_by_depth[:6])
             text = (f"<b>{candidate.name}</b> {_fmt(candidate.predicted_speedup, 2, '×')} at K {candidate.lookahead}, "
                     f"E_K {_fmt(candidate.expected_steps_per_round)}; {depth}")
-            use = pn.widgets.Button(label="Use this", color="light", width=80, css_classes=["lsd-use-draft"])
+            use = pn.widgets.Button(label="Use this", color="light", width=80,
+                                    css_classes=["lsd-use-draft", f"lsd-use-{_css_name(candidate.name)}"])
             use.on_click(lambda event, name=candidate.name: self.use(name))
             rows.append(pn.Row(pn.pane.HTML(f"<div style='font-size:.85em' data-testid='advice-{candidate.name}'>"
                                             f"{text}</div>", sizing_mode="stretch_width"), use,
