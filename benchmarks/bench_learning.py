@@ -66,6 +66,7 @@ SYSTEMS: dict[str, dict[str, Any]] = {
                                   ("bonded, 1-5 pairs", "bonded", {"separation": 4}),
                                   ("bonded, cross terms to 1-3", "bonded", {"cross_separation": 3}),
                                   ("bonded, degree 6", "bonded", {"degree": 6}),
+                                  ("bonded, degree 4 (the default until 2026-12-03)", "bonded", {"degree": 4}),
                                   "bonded"),
                           distilled=("bonded",), other_drafts=(("ani-1x member 0", "ani-1x", {"model_index": 0}),),
                           cost_batches=(1, 2, 4, 6, 9)),

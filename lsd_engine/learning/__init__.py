@@ -15,8 +15,8 @@ K = 16) measured by ``benchmarks/bench_learning.py`` (alanine dipeptide amber14 
   molecule (its J is not identifiable from a handful of labels).         E16 2.40 | 12.6
 - ``bonded``: online refit of force-field-like terms (per-pair stretch polynomials of
   1-2/1-3/1-4 pairs plus cross terms), anchored at x_ref (``BondedCorrection``);
-  ~0.13 ms/call and 1.5-5 ms per round on alanine (more labels per round cost more); the
-  winner for molecules.                                                  E16 4.66 | -
+  degree 3; ~0.13 ms/call and 1.5-5 ms per round on alanine (more labels per round cost
+  more); the winner for molecules.                                       E16 4.67 | -
 - ``radial``: species-pair radial pair potential + EAM-like embedding
   (``RadialCorrection``); 0.2 ms/call for Cu32.                          E16 -    | 12.8
 - ``radial+first-order``: first-order on what ``radial`` leaves; the winner for metals.
@@ -92,8 +92,8 @@ def make_correction(name: str, atoms: Atoms, **options: Any):
         if not _is_molecule(atoms):
             raise ValueError("the bonded correction is for molecules (non-periodic systems); use 'radial' or "
                              "'first-order' for periodic ones")
-        return BondedCorrection(numbers, masses, **{"cross_separation": 2, "forgetting": 0.998, "fit_stride": 4,
-                                                    "solve_every": 16, **options})
+        return BondedCorrection(numbers, masses, **{"degree": 3, "cross_separation": 2, "forgetting": 0.998,
+                                                    "fit_stride": 4, "solve_every": 16, **options})
     if key == "radial":
         return RadialCorrection(numbers, masses, cell, pbc, **{"cutoff": 4.5, "skin": 0.5, **options})
     if key == "radial+first-order":
