@@ -26,6 +26,7 @@ from .backpressure import ClientAck
 from .controller import ACTIVE, RunController
 from .policy import ServerPolicy, is_loopback
 from .runs import RUNS
+from .sessions import OPEN_PAGES
 from .theory_explorer import TheoryExplorer
 from .uploads import UPLOAD_SUFFIXES, UploadError, UploadFolder, check_stored, check_upload, parse_in_subprocess
 from .validation import MAX_TEXT_LENGTH, URL_SETTINGS
@@ -501,15 +502,30 @@ def serve_page(policy: ServerPolicy | None = None) -> pn.template.BaseTemplate:
         return refusal_page("This LSD dashboard serves only this machine (127.0.0.1). Its operator can allow "
                             "other clients with allow_remote after setting up authentication; see "
                             "docs/security.md.")
-    controller = RunController(policy=policy)
-    messages = apply_query_args(controller, pn.state.session_args or {})
-    dashboard = Dashboard(controller)
-    dashboard.show_url_messages(messages)
-    preset = (pn.state.session_args or {}).get("preset")
-    if preset and preset[0].decode(errors="replace") in choices.PRESETS:
-        dashboard.apply_preset(preset[0].decode(errors="replace"), settings=False)
-    if pn.state.curdoc is not None and pn.state.curdoc.session_context is not None:
-        pn.state.on_session_destroyed(lambda context: dashboard.session_closed())
+    served = pn.state.curdoc is not None and pn.state.curdoc.session_context is not None
+    if served and not OPEN_PAGES.admit(policy.max_sessions):
+        return refusal_page(f"This LSD dashboard has {policy.max_sessions} pages open, the most its operator "
+                            "allows (max_sessions); close a tab of it or try again in a minute.")
+    try:
+        controller = RunController(policy=policy)
+        messages = apply_query_args(controller, pn.state.session_args or {})
+        dashboard = Dashboard(controller)
+        dashboard.show_url_messages(messages)
+        preset = (pn.state.session_args or {}).get("preset")
+        if preset and preset[0].decode(errors="replace") in choices.PRESETS:
+            dashboard.apply_preset(preset[0].decode(errors="replace"), settings=False)
+    except BaseException:
+        if served:
+            OPEN_PAGES.release()
+        raise
+    if served:
+        def closed(context) -> None:
+            try:
+                dashboard.session_closed()
+            finally:
+                OPEN_PAGES.release()
+
+        pn.state.on_session_destroyed(closed)
     if "autostart" in (pn.state.session_args or {}):
         pn.state.onload(controller.start)
     return dashboard.template()

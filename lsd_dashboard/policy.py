@@ -44,11 +44,13 @@ class ServerPolicy:
     """Runs computing at once on this server, all sessions together."""
     max_background_runs: int = 2
     """Runs that go on after their page closed ('keep running')."""
+    max_sessions: int = 20
+    """Pages open at once on this server (each builds its own plots and controller)."""
     allow_remote: bool = False
     """Serve sessions to clients that are not on this machine (set up authentication first)."""
 
     def __post_init__(self) -> None:
-        for name in ("max_atoms", "max_steps", "max_saved_frames", "max_workers", "max_active_runs"):
+        for name in ("max_atoms", "max_steps", "max_saved_frames", "max_workers", "max_active_runs", "max_sessions"):
             if getattr(self, name) < 1:
                 raise ValueError(f"dashboard setting {name} must be at least 1, got {getattr(self, name)}")
         if self.max_background_runs < 0:

@@ -8,6 +8,7 @@ and the browser console must show no errors.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -55,35 +56,43 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def server():
+@contextlib.contextmanager
+def _panel_serve(log_name: str, *extra: str):
+    """`panel serve app` on a free loopback port (``extra``: more serve options, then ``--args ...``);
+    yields the page's URL once the port is bound, stops the server after."""
     port = _free_port()
     ARTIFACTS.mkdir(exist_ok=True)
-    log = open(ARTIFACTS / "panel-serve.log", "w")
+    log = open(ARTIFACTS / log_name, "w")
     process = subprocess.Popen(
         [sys.executable, "-m", "panel", "serve", "app", "--port", str(port), "--address", "127.0.0.1",
-         f"--allow-websocket-origin=127.0.0.1:{port}", "--num-procs", "1"],
+         f"--allow-websocket-origin=127.0.0.1:{port}", "--num-procs", "1", *extra],
         cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}/app"
     deadline = time.time() + 90
-    while True:  # the port is bound once the server is ready (pages are built per session)
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
-        except OSError:
-            if process.poll() is not None or time.time() > deadline:
-                process.kill()
-                log.close()
-                pytest.fail(f"panel serve did not start; see {ARTIFACTS / 'panel-serve.log'}")
-            time.sleep(0.3)
-    _get(base)  # the first page imports the engine and the models' packages: not any one test's time
-    yield base
-    process.terminate()
     try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        process.kill()
-    log.close()
+        while True:  # the port is bound once the server is ready (pages are built per session)
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if process.poll() is not None or time.time() > deadline:
+                    pytest.fail(f"panel serve did not start; see {ARTIFACTS / log_name}")
+                time.sleep(0.3)
+        yield base
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def server():
+    with _panel_serve("panel-serve.log") as base:
+        _get(base)  # the first page imports the engine and the models' packages: not any one test's time
+        yield base
 
 
 @pytest.fixture(scope="module")
@@ -333,6 +342,23 @@ def test_sessions_through_a_proxy_or_from_other_hosts_are_refused(server):
     assert "<title>LSD — not served</title>" in body  # the page's content arrives over the websocket
     _, body = _get(server)
     assert "<title>LSD — Langevin Speculative Dynamics</title>" in body
+
+
+def test_open_pages_are_capped_and_a_closed_page_frees_its_place():
+    # max_sessions 2; a page requested over plain HTTP never connects, so Bokeh destroys its session
+    # after the unused-session lifetime (10 s here: longer than building the three pages), which must give
+    # its place back.
+    dashboard, refused = "<title>LSD — Langevin Speculative Dynamics</title>", "<title>LSD — not served</title>"
+    with _panel_serve("panel-serve-sessions.log", "--unused-session-lifetime", "10000",
+                      "--check-unused-sessions", "1000", "--args", "--max-sessions", "2") as base:
+        assert dashboard in _get(base)[1] and dashboard in _get(base)[1]
+        _, body = _get(base)
+        assert refused in body  # (its text, naming max_sessions, arrives over the websocket)
+        deadline = time.time() + 60
+        while refused in body and time.time() < deadline:
+            time.sleep(1.0)
+            _, body = _get(base)
+        assert dashboard in body
 
 
 def test_hostile_uploads_are_refused_while_the_server_keeps_answering(server, browser, tmp_path):
