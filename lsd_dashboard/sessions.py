@@ -1,9 +1,9 @@
 """Open pages on this server, counted against the operator's ``max_sessions``.
 
-Every served page builds its own controller, plots and 3D view (about 2 s of CPU and tens
-of MB), so a visitor who opens pages in a loop could exhaust the server even though runs
-are capped. ``serve_page`` takes a place before building a page and gives it back when
-Bokeh destroys the session (the tab closed, or a page that never connected expired).
+Every served page builds its own controller, plots and 3D view (about 2 s of CPU), so a
+visitor who opens pages in a loop could exhaust the server even though runs are capped.
+``serve_page`` takes a place before building a page and gives it back when Bokeh destroys
+the session (the tab closed, or a page that never connected expired).
 """
 
 from __future__ import annotations
@@ -19,10 +19,6 @@ class PageCount:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._open = 0
-
-    @property
-    def open(self) -> int:
-        return self._open
 
     def admit(self, limit: int) -> bool:
         """Take a place if fewer than ``limit`` pages are open (False: none taken)."""
